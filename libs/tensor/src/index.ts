@@ -5,3 +5,4 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 export { tf };
+export * from './backend';
