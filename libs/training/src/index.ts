@@ -1,0 +1,6 @@
+/** @museum/training: optimizers, schedules, EMA and multi-core data parallelism for TF.js training. */
+export * from './adamw';
+export * from './ema';
+export * from './schedule';
+export * from './all-reduce';
+export * from './flat';
