@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { installKernels } from './kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -16,6 +17,8 @@ let logged = false;
 
 function tryRequire(name: string): boolean {
   try {
+    // Optional backends are plain runtime requires: none of them is a dependency of the project.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require(name);
     return true;
   } catch {
@@ -67,6 +70,8 @@ export function initBackend(options: { backend?: string; log?: (msg: string) => 
     const log = options.log ?? ((m: string) => process.stderr.write(m + '\n'));
     ready = select(preferred || undefined, log).then((i) => {
       info = i;
+      // Gradients (absent from tfjs-core's CommonJS build) and the fast/missing wasm kernels.
+      installKernels(i.name);
       for (const h of afterInitHooks) h(i.name);
       return i;
     });

@@ -6,3 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 export { tf };
 export * from './backend';
+export * from './safetensors';
+export * from './images';
+export * from './kernels';
+export * from './bench';
