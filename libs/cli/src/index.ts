@@ -1,1 +1,3 @@
-export {};
+export * from './paths';
+export * from './program';
+export * from './commands/doctor';
