@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerDoctor } from './commands/doctor';
+import { registerPretrain } from './commands/pretrain';
 import { museumVersion } from './paths';
 
 /** The `museum` command: one file per subcommand in commands/, each exporting a register function. */
@@ -10,5 +11,6 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run `museum --help` for the list of commands)')
     .showSuggestionAfterError(true);
   registerDoctor(program);
+  registerPretrain(program);
   return program;
 }

@@ -1,0 +1,43 @@
+/** Writes the finished Atelier model (EMA weights) as a diffusers pipeline folder, float16 to stay small. */
+import * as path from 'path';
+import { savePipelineFolder } from '@museum/models';
+import { tf } from '@museum/tensor';
+import { ATELIER_SCHEDULER_CONFIG } from './configs';
+import { buildAtelierModels } from './pretrain/stages';
+import { loadPrefixed, readCheckpointState, readCheckpointTensors } from './pretrain/checkpoint';
+
+export interface ExportOptions {
+  checkpointsDir: string;
+  outDir: string;
+  seed?: number;
+  dtype?: 'F32' | 'F16';
+}
+
+export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffusionStep: number } {
+  const vaeDir = path.join(o.checkpointsDir, 'vae');
+  const diffDir = path.join(o.checkpointsDir, 'diffusion');
+  const vaeState = readCheckpointState(vaeDir);
+  const diffState = readCheckpointState(diffDir);
+  if (!vaeState?.scalingFactor) throw new Error(`the VAE stage has not finished (no scaling factor in ${vaeDir}/state.json)`);
+  if (!diffState) throw new Error(`no diffusion checkpoint in ${diffDir}`);
+  const models = buildAtelierModels(o.seed ?? vaeState.seed);
+  const load = (dir: string, modules: Parameters<typeof loadPrefixed>[0]) => {
+    const t = readCheckpointTensors(dir, 'ema') ?? readCheckpointTensors(dir, 'weights');
+    if (!t) throw new Error(`no weights in ${dir}`);
+    loadPrefixed(modules, t);
+    for (const x of t.values()) x.dispose();
+  };
+  load(vaeDir, { vae: models.vae });
+  load(diffDir, { text_encoder: models.textEncoder, unet: models.unet });
+  (models.vae.config as { scaling_factor: number }).scaling_factor = vaeState.scalingFactor;
+  savePipelineFolder(o.outDir, {
+    unet: models.unet,
+    vae: models.vae,
+    textEncoder: models.textEncoder,
+    tokenizer: models.tokenizer,
+    schedulerConfig: { _class_name: 'DDIMScheduler', ...ATELIER_SCHEDULER_CONFIG },
+  }, { dtype: o.dtype ?? 'F16' });
+  for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
+  void tf;
+  return { scalingFactor: vaeState.scalingFactor, diffusionStep: diffState.step };
+}

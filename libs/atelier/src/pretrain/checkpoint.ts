@@ -1,0 +1,68 @@
+/**
+ * Resumable pre-training checkpoints: one folder per stage with the live weights, the EMA weights,
+ * the AdamW moments and a `state.json`; written to a temporary sibling and renamed into place, so an
+ * interrupted write leaves the previous checkpoint whole.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { tf, loadSafetensors, saveSafetensors } from '@museum/tensor';
+import { Module, loadStateDict, stateDict } from '@museum/models';
+
+export interface CheckpointState {
+  stage: string;
+  step: number;
+  totalSteps: number;
+  seed: number;
+  scalingFactor?: number;
+  lossHistory: Array<[number, number]>;
+  imagesSeen: number;
+  trainSeconds: number;
+  [extra: string]: unknown;
+}
+
+/** Every module's state dict (torch layout) under `{moduleName}.` prefixes; the caller disposes. */
+export function prefixedStateDict(modules: Record<string, Module>): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, m] of Object.entries(modules)) for (const [k, v] of stateDict(m)) out.set(`${name}.${k}`, v);
+  return out;
+}
+
+export function loadPrefixed(modules: Record<string, Module>, tensors: Map<string, tf.Tensor>): void {
+  for (const [name, m] of Object.entries(modules)) {
+    const mine = new Map<string, tf.Tensor>();
+    for (const [k, v] of tensors) if (k.startsWith(`${name}.`)) mine.set(k.slice(name.length + 1), v);
+    loadStateDict(m, mine, { strict: true });
+  }
+}
+
+export function writeCheckpoint(
+  dir: string,
+  parts: { weights: Map<string, tf.Tensor>; ema?: Map<string, tf.Tensor>; optimizer?: Map<string, tf.Tensor>; state: CheckpointState },
+): void {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  saveSafetensors(path.join(tmp, 'weights.safetensors'), parts.weights);
+  if (parts.ema) saveSafetensors(path.join(tmp, 'ema.safetensors'), parts.ema);
+  // Adam moments keep float32: the second moment underflows in float16.
+  if (parts.optimizer) saveSafetensors(path.join(tmp, 'optimizer.safetensors'), parts.optimizer);
+  fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(parts.state, null, 1));
+  const old = `${dir}.old-${process.pid}`;
+  fs.rmSync(old, { recursive: true, force: true });
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+export function readCheckpointState(dir: string): CheckpointState | null {
+  const file = path.join(dir, 'state.json');
+  if (!fs.existsSync(file)) return null;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as CheckpointState;
+}
+
+/** Load weights (and EMA / optimizer tensors when present) of a checkpoint folder. */
+export function readCheckpointTensors(dir: string, which: 'weights' | 'ema' | 'optimizer'): Map<string, tf.Tensor> | null {
+  const file = path.join(dir, `${which}.safetensors`);
+  if (!fs.existsSync(file)) return null;
+  return loadSafetensors(file).tensors;
+}

@@ -1,0 +1,154 @@
+/**
+ * One data-parallel pre-training rank (a worker thread on its own core with its own wasm backend).
+ * Every rank builds identical models, computes gradients on its shard, and all ranks apply the same
+ * averaged gradients, so replicas stay identical without ever sending weights.
+ */
+import { parentPort, workerData } from 'worker_threads';
+import { initBackend, tf } from '@museum/tensor';
+import { AdamW, AllReducer, Ema, clipGradNorm, flattenTensors, unflattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
+import { buildAtelierModels, diffusionStage, measureScalingFactor, vaeStage, pretrainBatch, type Stage, type StageName } from './stages';
+import { loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
+
+export interface WorkerConfig {
+  rank: number;
+  worldSize: number;
+  stage: StageName;
+  steps: number;
+  batchPerRank: number;
+  lr: number;
+  warmup: number;
+  seed: number;
+  checkpointDir: string;
+  /** The finished VAE checkpoint (diffusion stage only). */
+  vaeCheckpointDir?: string;
+  checkpointEvery: number;
+  emaDecay: number;
+  shared: AllReduceShared;
+  stop: SharedArrayBuffer;
+  overrides?: { unet?: object; vae?: object; text?: object };
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; rank: number; step: number; params: number }
+  | { type: 'step'; step: number; loss: number; lr: number; gradNorm: number; seconds: number }
+  | { type: 'checkpoint'; step: number }
+  | { type: 'done'; step: number; stopped: boolean };
+
+async function run(cfg: WorkerConfig): Promise<void> {
+  await initBackend({ log: () => {} });
+  const post = (m: WorkerMessage) => parentPort?.postMessage(m);
+  const models = buildAtelierModels(cfg.seed, cfg.overrides);
+  let stage: Stage;
+  let scalingFactor: number | undefined;
+  if (cfg.stage === 'vae') {
+    stage = vaeStage(models);
+  } else {
+    if (!cfg.vaeCheckpointDir) throw new Error('diffusion stage needs the VAE checkpoint');
+    const vaeState = readCheckpointState(cfg.vaeCheckpointDir);
+    const ema = readCheckpointTensors(cfg.vaeCheckpointDir, 'ema') ?? readCheckpointTensors(cfg.vaeCheckpointDir, 'weights');
+    if (!vaeState || !ema) throw new Error(`no VAE checkpoint in ${cfg.vaeCheckpointDir}`);
+    loadPrefixed({ vae: models.vae }, ema);
+    for (const t of ema.values()) t.dispose();
+    scalingFactor = (vaeState.scalingFactor as number | undefined) ?? measureScalingFactor(models.vae, cfg.seed);
+    stage = diffusionStage(models, scalingFactor);
+  }
+  const variables = Object.values(stage.modules).flatMap((m) => m.trainableVariables());
+  const shapes = variables.map((v) => v.shape);
+  const opt = new AdamW(variables, { lr: cfg.lr, weightDecay: 0.01 });
+  const isLead = cfg.rank === 0;
+  const ema = isLead ? new Ema(variables, cfg.emaDecay) : null;
+
+  let state: CheckpointState = {
+    stage: cfg.stage, step: 0, totalSteps: cfg.steps, seed: cfg.seed, scalingFactor,
+    lossHistory: [], imagesSeen: 0, trainSeconds: 0,
+  };
+  const saved = readCheckpointState(cfg.checkpointDir);
+  if (saved) {
+    const w = readCheckpointTensors(cfg.checkpointDir, 'weights');
+    if (w) {
+      loadPrefixed(stage.modules, w);
+      for (const t of w.values()) t.dispose();
+    }
+    const o = readCheckpointTensors(cfg.checkpointDir, 'optimizer');
+    if (o) {
+      opt.loadState(o, saved.step);
+      for (const t of o.values()) t.dispose();
+    }
+    if (ema) {
+      const e = readCheckpointTensors(cfg.checkpointDir, 'ema');
+      if (e) {
+        // Load EMA weights through the modules, then swap them into the shadow copies.
+        const live = variables.map((v) => v.clone());
+        loadPrefixed(stage.modules, e);
+        ema.shadow.forEach((s, i) => s.assign(variables[i]));
+        variables.forEach((v, i) => v.assign(live[i]));
+        live.forEach((t) => t.dispose());
+        for (const t of e.values()) t.dispose();
+      }
+    }
+    state = { ...saved, totalSteps: cfg.steps };
+  }
+  const reducer = new AllReducer(cfg.shared, cfg.rank);
+  const stopFlag = new Int32Array(cfg.stop);
+  post({ type: 'ready', rank: cfg.rank, step: state.step, params: variables.reduce((s, v) => s + v.size, 0) });
+
+  const save = () => {
+    if (!isLead || !ema) return;
+    const weights = prefixedStateDict(stage.modules);
+    // The EMA weights are written under the same names: swap them in, read them out, swap back.
+    const live = variables.map((v) => v.clone());
+    ema.copyTo(variables);
+    const emaWeights = prefixedStateDict(stage.modules);
+    variables.forEach((v, i) => v.assign(live[i]));
+    live.forEach((t) => t.dispose());
+    const optimizer = opt.stateTensors();
+    writeCheckpoint(cfg.checkpointDir, { weights, ema: emaWeights, optimizer, state });
+    for (const m of [weights, emaWeights, optimizer]) for (const t of m.values()) t.dispose();
+    post({ type: 'checkpoint', step: state.step });
+  };
+
+  let stopped = false;
+  while (state.step < cfg.steps) {
+    const t0 = Date.now();
+    const stepSeed = (cfg.seed * 100003 + state.step * 31 + cfg.rank) >>> 0;
+    const batch = pretrainBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, dropCaption: cfg.stage === 'diffusion' ? 0.1 : 0 });
+    const { value, grads } = tf.variableGrads(() => stage.loss(batch, stepSeed), variables);
+    const gradList = variables.map((v) => grads[v.name] ?? null);
+    const flat = flattenTensors(gradList, shapes, [value.dataSync()[0], Atomics.load(stopFlag, 0)]);
+    value.dispose();
+    for (const g of Object.values(grads)) g.dispose();
+    const mean = reducer.mean(flat);
+    const { tensors, extra } = unflattenTensors(mean, shapes);
+    const { grads: clipped, norm } = clipGradNorm(tensors, 1.0);
+    const lr = warmupCosineLr(state.step, { peak: cfg.lr, warmup: cfg.warmup, total: cfg.steps });
+    opt.apply(clipped, lr);
+    tensors.forEach((t) => t.dispose());
+    clipped.forEach((t) => t?.dispose());
+    ema?.update(state.step);
+    state.step += 1;
+    state.imagesSeen += cfg.batchPerRank * cfg.worldSize;
+    state.trainSeconds += (Date.now() - t0) / 1000;
+    const loss = extra[0];
+    if (state.step % 10 === 0) state.lossHistory.push([state.step, loss]);
+    post({ type: 'step', step: state.step, loss, lr, gradNorm: norm, seconds: (Date.now() - t0) / 1000 });
+    if (extra[1] > 0) stopped = true;
+    if (stopped || state.step % cfg.checkpointEvery === 0 || state.step === cfg.steps) save();
+    if (stopped) break;
+  }
+  if (cfg.stage === 'vae' && isLead && state.step >= cfg.steps && ema) {
+    const live = variables.map((v) => v.clone());
+    ema.copyTo(variables);
+    state.scalingFactor = measureScalingFactor(models.vae, cfg.seed);
+    variables.forEach((v, i) => v.assign(live[i]));
+    live.forEach((t) => t.dispose());
+    save();
+  }
+  post({ type: 'done', step: state.step, stopped });
+}
+
+if (parentPort && workerData && (workerData as { atelierPretrain?: boolean }).atelierPretrain) {
+  run(workerData as WorkerConfig).catch((err: unknown) => {
+    parentPort?.postMessage({ type: 'error', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+    process.exit(1);
+  });
+}

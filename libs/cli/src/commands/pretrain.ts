@@ -1,0 +1,86 @@
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { exportAtelier, readCheckpointState, runStage, type StageName, type WorkerMessage } from '@museum/atelier';
+import { atelierDir, modelsDir } from '../paths';
+
+interface PretrainOpts {
+  stage: 'vae' | 'diffusion' | 'all';
+  vaeSteps: string;
+  diffusionSteps: string;
+  batch: string;
+  workers?: string;
+  lr?: string;
+  checkpoints?: string;
+  out?: string;
+  exportOnly?: boolean;
+}
+
+async function runOne(stage: StageName, steps: number, batch: number, lr: number, checkpoints: string, workers?: number): Promise<boolean> {
+  const dir = path.join(checkpoints, stage);
+  const prior = readCheckpointState(dir);
+  if (prior && prior.step >= steps) {
+    process.stderr.write(`[pretrain] ${stage}: already at step ${prior.step}/${steps}\n`);
+    return true;
+  }
+  const bar = new SingleBar({ format: `${stage.padEnd(9)} [{bar}] {value}/{total} steps | loss {loss} | {sps} s/step | ETA {eta_formatted}`, hideCursor: true }, Presets.shades_classic);
+  bar.start(steps, prior?.step ?? 0, { loss: '-', sps: '-' });
+  let ema = 0;
+  const handle = await runStage({
+    stage,
+    steps,
+    batchSize: batch,
+    lr,
+    workers,
+    checkpointDir: dir,
+    vaeCheckpointDir: path.join(checkpoints, 'vae'),
+    onMessage: (m: WorkerMessage) => {
+      if (m.type === 'step') {
+        ema = ema === 0 ? m.loss : 0.98 * ema + 0.02 * m.loss;
+        bar.update(m.step, { loss: ema.toFixed(4), sps: m.seconds.toFixed(2) });
+      }
+    },
+  });
+  const onSigint = () => {
+    process.stderr.write('\n[pretrain] stopping after this step and checkpointing…\n');
+    handle.stop();
+  };
+  process.once('SIGINT', onSigint);
+  const r = await handle.done;
+  process.removeListener('SIGINT', onSigint);
+  bar.stop();
+  return !r.stopped && r.step >= steps;
+}
+
+export function registerPretrain(program: Command): void {
+  program
+    .command('pretrain')
+    .description('pre-train the Atelier base model from scratch on the procedural world (resumable; Ctrl-C checkpoints)')
+    .option('--stage <stage>', 'vae, diffusion or all', 'all')
+    .option('--vae-steps <n>', 'VAE training steps', '1500')
+    .option('--diffusion-steps <n>', 'text encoder + UNet training steps', '6000')
+    .option('--batch <n>', 'global batch size (split over workers)', '32')
+    .option('--workers <n>', 'data-parallel worker threads (default: one per core)')
+    .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 5e-4 diffusion)')
+    .option('--checkpoints <dir>', 'checkpoint folder (default: models/checkpoints/atelier)')
+    .option('--out <dir>', 'where the finished diffusers folder goes (default: models/atelier)')
+    .option('--export-only', 'only write the diffusers folder from the current checkpoints')
+    .action(async (o: PretrainOpts) => {
+      const checkpoints = path.resolve(o.checkpoints ?? path.join(modelsDir(), 'checkpoints', 'atelier'));
+      const out = path.resolve(o.out ?? atelierDir());
+      const batch = Number(o.batch);
+      const workers = o.workers ? Number(o.workers) : undefined;
+      if (!o.exportOnly) {
+        if (o.stage === 'vae' || o.stage === 'all') {
+          const ok = await runOne('vae', Number(o.vaeSteps), batch, Number(o.lr ?? 1e-3), checkpoints, workers);
+          if (!ok) return;
+        }
+        if (o.stage === 'diffusion' || o.stage === 'all') {
+          const ok = await runOne('diffusion', Number(o.diffusionSteps), batch, Number(o.lr ?? 5e-4), checkpoints, workers);
+          if (!ok) return;
+        }
+      }
+      const r = exportAtelier({ checkpointsDir: checkpoints, outDir: out });
+      process.stderr.write(`[pretrain] wrote ${out} (diffusion step ${r.diffusionStep}, scaling_factor ${r.scalingFactor.toFixed(5)})\n`);
+    });
+}
