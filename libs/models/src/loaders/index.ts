@@ -1,0 +1,6 @@
+import './builtin';
+
+export * from './state_dict';
+export * from './registry';
+export * from './model_folder';
+export * from './pipeline_folder';
