@@ -9,18 +9,18 @@ import { tf } from '@museum/tensor';
 export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, mask?: tf.Tensor, scale?: number): tf.Tensor {
   return tf.tidy(() => {
     const [b, lq, c] = q.shape;
-    const lk = k.shape[1];
+    const lk = k.shape[1]!;
     const d = c / heads;
     if (!Number.isInteger(d)) throw new Error(`attention: ${c} channels not divisible by ${heads} heads`);
     const s = scale ?? 1 / Math.sqrt(d);
-    const split = (t: tf.Tensor, l: number) => t.reshape([b, l, heads, d]).transpose([0, 2, 1, 3]).reshape([b * heads, l, d]);
+    const split = (t: tf.Tensor, l: number) => tf.reshape(tf.transpose(tf.reshape(t, [b, l, heads, d]), [0, 2, 1, 3]), [b * heads, l, d]);
     const qh = split(tf.mul(q, s), lq);
-    const kt = k.reshape([b, lk, heads, d]).transpose([0, 2, 3, 1]).reshape([b * heads, d, lk]);
+    const kt = tf.reshape(tf.transpose(tf.reshape(k, [b, lk, heads, d]), [0, 2, 3, 1]), [b * heads, d, lk]);
     const vh = split(v, lk);
     let logits = tf.matMul(qh as tf.Tensor3D, kt as tf.Tensor3D);
     if (mask) logits = tf.add(logits, mask);
     const probs = tf.softmax(logits, -1);
     const out = tf.matMul(probs as tf.Tensor3D, vh as tf.Tensor3D);
-    return out.reshape([b, heads, lq, d]).transpose([0, 2, 1, 3]).reshape([b, lq, c]);
+    return tf.reshape(tf.transpose(tf.reshape(out, [b, heads, lq, d]), [0, 2, 1, 3]), [b, lq, c]);
   });
 }

@@ -32,14 +32,14 @@ export class Linear extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const x2 = x.reshape([-1, this.inFeatures]) as tf.Tensor2D;
+      const x2 = tf.reshape(x, [-1, this.inFeatures]) as tf.Tensor2D;
       let y: tf.Tensor = tf.matMul(x2, this.weight.value as tf.Tensor2D);
       if (this.bias) y = tf.add(y, this.bias.value);
       if (this.lora) {
         const low = tf.matMul(x2, this.lora.down as tf.Tensor2D);
         y = tf.add(y, tf.mul(tf.matMul(low, this.lora.up as tf.Tensor2D), this.lora.scale));
       }
-      return y.reshape([...lead, this.outFeatures]);
+      return tf.reshape(y, [...lead, this.outFeatures]);
     });
   }
 }
@@ -120,9 +120,9 @@ export class GroupNorm extends Module {
     return tf.tidy(() => {
       const [n, h, w, c] = x.shape;
       const g = this.numGroups;
-      const grouped = x.reshape([n, h * w, g, c / g]);
+      const grouped = tf.reshape(x, [n, h * w, g, c / g]);
       const { mean, variance } = tf.moments(grouped, [1, 3], true);
-      const normed = tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps))).reshape([n, h, w, c]);
+      const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps))), [n, h, w, c]);
       return tf.add(tf.mul(normed, this.weight.value), this.bias.value);
     });
   }
