@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerDoctor } from './commands/doctor';
 import { registerPretrain } from './commands/pretrain';
+import { registerGenerate } from './commands/generate';
 import { museumVersion } from './paths';
 
 /** The `museum` command: one file per subcommand in commands/, each exporting a register function. */
@@ -12,5 +13,6 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true);
   registerDoctor(program);
   registerPretrain(program);
+  registerGenerate(program);
   return program;
 }

@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { exportAtelier, readCheckpointState, runStage, type StageName, type WorkerMessage } from '@museum/atelier';
+import { initBackend } from '@museum/tensor';
 import { atelierDir, modelsDir } from '../paths';
 
 interface PretrainOpts {
@@ -23,7 +24,7 @@ async function runOne(stage: StageName, steps: number, batch: number, lr: number
     process.stderr.write(`[pretrain] ${stage}: already at step ${prior.step}/${steps}\n`);
     return true;
   }
-  const bar = new SingleBar({ format: `${stage.padEnd(9)} [{bar}] {value}/{total} steps | loss {loss} | {sps} s/step | ETA {eta_formatted}`, hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar({ format: `${stage.padEnd(9)} [{bar}] {value}/{total} steps | loss {loss} | {sps} s/step | ETA {eta_formatted}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 30000 }, Presets.shades_classic);
   bar.start(steps, prior?.step ?? 0, { loss: '-', sps: '-' });
   let ema = 0;
   const handle = await runStage({
@@ -80,6 +81,7 @@ export function registerPretrain(program: Command): void {
           if (!ok) return;
         }
       }
+      await initBackend();
       const r = exportAtelier({ checkpointsDir: checkpoints, outDir: out });
       process.stderr.write(`[pretrain] wrote ${out} (diffusion step ${r.diffusionStep}, scaling_factor ${r.scalingFactor.toFixed(5)})\n`);
     });
