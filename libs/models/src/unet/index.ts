@@ -1,0 +1,2 @@
+export * from './config';
+export * from './unet_2d_condition';
