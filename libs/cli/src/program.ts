@@ -2,6 +2,9 @@ import { Command } from 'commander';
 import { registerDoctor } from './commands/doctor';
 import { registerPretrain } from './commands/pretrain';
 import { registerGenerate } from './commands/generate';
+import { registerBench } from './commands/bench';
+import { registerServe } from './commands/serve';
+import { registerStart } from './commands/start';
 import { museumVersion } from './paths';
 
 /** The `museum` command: one file per subcommand in commands/, each exporting a register function. */
@@ -14,5 +17,8 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerPretrain(program);
   registerGenerate(program);
+  registerBench(program);
+  registerStart(program);
+  registerServe(program);
   return program;
 }

@@ -194,7 +194,9 @@ test('measureMatmulGflops reports a plausible rate and leaks nothing', async () 
   await tf.setBackend('wasm');
   const before = tf.memory().numTensors;
   const g = measureMatmulGflops({ size: 256, runs: 3 });
-  expect(g).toBeGreaterThan(1);
+  // A rate, not a timing target: any positive finite figure (CI machines may be loaded).
+  expect(Number.isFinite(g)).toBe(true);
+  expect(g).toBeGreaterThan(0);
   expect(g).toBeLessThan(10000);
   expect(tf.memory().numTensors).toBe(before);
 });

@@ -1,0 +1,133 @@
+/**
+ * `museum bench base`: does the base model draw what it is asked? Every `a {colour} {shape}` prompt
+ * (64) × seeds is generated and judged by the shipped instruments (shape and colour classifiers);
+ * every pre-training style is prompted on a subset of contents and judged by the style classifier.
+ * Deterministic for fixed seeds; also draws the contact sheet (rows: shapes, columns: colours).
+ */
+import { tf, imageGrid, encodePng } from '@museum/tensor';
+import type { StableDiffusionPipeline, SamplerName } from '@museum/models';
+import { COLOURS, SHAPES, PRETRAIN_STYLES, contentPrompt } from '@museum/world';
+import type { Instruments } from '@museum/instruments';
+
+export interface BaseBenchOptions {
+  seeds?: number[];
+  steps?: number;
+  guidance?: number;
+  sampler?: SamplerName;
+  /** Images per pipeline call. */
+  batch?: number;
+  /** Contents per pre-training style for style accuracy (cycled over shapes × colours). */
+  styleSamples?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface BaseBenchResult {
+  shape_acc: number;
+  colour_acc: number;
+  style_acc: Record<string, number>;
+  /** Per shape and per colour accuracies (where the model is weak). */
+  shape_acc_by_shape: Record<string, number>;
+  colour_acc_by_colour: Record<string, number>;
+  images: number;
+  seconds: number;
+  config: { seeds: number[]; steps: number; guidance: number; sampler: SamplerName };
+  /** The first seed's image of every content prompt as a PNG contact sheet (rows: shapes, columns: colours). */
+  contactSheetPng?: Buffer;
+}
+
+interface Job {
+  prompt: string;
+  seed: number;
+  shape: string;
+  colour: string;
+  style: string | null;
+}
+
+async function generateAll(pipe: StableDiffusionPipeline, jobs: Job[], o: Required<Pick<BaseBenchOptions, 'steps' | 'guidance' | 'sampler' | 'batch'>>, progress: (n: number) => void): Promise<tf.Tensor4D[]> {
+  const out: tf.Tensor4D[] = [];
+  for (let i = 0; i < jobs.length; i += o.batch) {
+    const chunk = jobs.slice(i, i + o.batch);
+    // One call per chunk; each image keeps its own seed so results do not depend on batching.
+    const images = await pipe.generate({ prompt: chunk.map((j) => j.prompt), seed: chunk.map((j) => j.seed), steps: o.steps, guidance: o.guidance, sampler: o.sampler });
+    out.push(images as tf.Tensor4D);
+    progress(Math.min(jobs.length, i + o.batch));
+  }
+  return out;
+}
+
+function accuracy(pred: string[], truth: string[]): number {
+  return pred.filter((p, i) => p === truth[i]).length / Math.max(1, pred.length);
+}
+
+export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instruments, options: BaseBenchOptions = {}): Promise<BaseBenchResult> {
+  const o = {
+    seeds: options.seeds ?? [1, 2],
+    steps: options.steps ?? 25,
+    guidance: options.guidance ?? 5,
+    sampler: options.sampler ?? ('ddim' as SamplerName),
+    batch: options.batch ?? 16,
+    styleSamples: options.styleSamples ?? 32,
+  };
+  const t0 = Date.now();
+  const content: Job[] = [];
+  for (const seed of o.seeds) for (const shape of SHAPES) for (const colour of COLOURS) content.push({ prompt: contentPrompt(colour, shape), seed, shape, colour, style: null });
+  const styled: Job[] = [];
+  for (const style of PRETRAIN_STYLES) {
+    for (let k = 0; k < o.styleSamples; k++) {
+      const shape = SHAPES[k % SHAPES.length];
+      const colour = COLOURS[(k * 3 + Math.floor(k / SHAPES.length)) % COLOURS.length];
+      styled.push({ prompt: `${contentPrompt(colour, shape)}, ${style}`, seed: 1000 + k, shape, colour, style });
+    }
+  }
+  const total = content.length + styled.length;
+  const report = (n: number) => options.onProgress?.(n, total);
+
+  const judge = async (jobs: Job[], offset: number) => {
+    const batches = await generateAll(pipe, jobs, o, (n) => report(offset + n));
+    const images = tf.concat(batches);
+    batches.forEach((b) => b.dispose());
+    // Generated images are in [0, 1]; the instruments take [-1, 1] like the models.
+    const x = tf.tidy(() => tf.sub(tf.mul(images, 2), 1)) as tf.Tensor4D;
+    const shape = inst.shape.classify(x).labels;
+    const colour = inst.colour.classify(x).labels;
+    const style = inst.style.classify(x).labels;
+    x.dispose();
+    return { images, shape, colour, style };
+  };
+
+  const c = await judge(content, 0);
+  const s = await judge(styled, content.length);
+
+  const byKey = (keys: readonly string[], field: 'shape' | 'colour', pred: string[]) =>
+    Object.fromEntries(keys.map((k) => {
+      const idx = content.map((j, i) => (j[field] === k ? i : -1)).filter((i) => i >= 0);
+      return [k, accuracy(idx.map((i) => pred[i]), idx.map((i) => content[i][field]))];
+    }));
+
+  const styleAcc: Record<string, number> = {
+    plain: accuracy(c.style, content.map(() => 'plain')),
+  };
+  for (const st of PRETRAIN_STYLES) {
+    const idx = styled.map((j, i) => (j.style === st ? i : -1)).filter((i) => i >= 0);
+    styleAcc[st] = accuracy(idx.map((i) => s.style[i]), idx.map(() => st));
+  }
+
+  // Contact sheet of the first seed: content[] is ordered seed → shape → colour.
+  const firstSeed = tf.tidy(() => tf.slice(c.images, 0, SHAPES.length * COLOURS.length));
+  const tiles = tf.unstack(firstSeed) as tf.Tensor3D[];
+  const sheet = imageGrid(tiles, COLOURS.length, { pad: 2, background: 1 });
+  const contactSheetPng = await encodePng(sheet, { range: '0,1' });
+  [firstSeed, sheet, ...tiles, c.images, s.images].forEach((t) => t.dispose());
+
+  return {
+    shape_acc: accuracy(c.shape, content.map((j) => j.shape)),
+    colour_acc: accuracy(c.colour, content.map((j) => j.colour)),
+    style_acc: styleAcc,
+    shape_acc_by_shape: byKey(SHAPES, 'shape', c.shape),
+    colour_acc_by_colour: byKey(COLOURS, 'colour', c.colour),
+    images: total,
+    seconds: (Date.now() - t0) / 1000,
+    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, sampler: o.sampler },
+    contactSheetPng,
+  };
+}
