@@ -64,7 +64,12 @@ export function registerServe(program: Command): void {
     const s = await serveOne(o, log);
     stopOnSignals(s.stop, log);
     process.stdout.write(`  ${o.service}  ${s.address}\n`);
-    await s.service.ready;
+    try {
+      await s.service.ready;
+    } catch (err) {
+      await s.stop().catch(() => {});
+      throw err;
+    }
     log(`${o.service} ready at ${s.address}`);
   });
 }

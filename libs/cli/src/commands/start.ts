@@ -192,7 +192,12 @@ export function registerStart(program: Command): void {
     const width = Math.max(...SERVICE_NAMES.map((n) => n.length));
     for (const n of SERVICE_NAMES) process.stdout.write(`  ${n.padEnd(width)}  ${stack.addresses[n]}\n`);
     log('loading weights (health answers NOT_SERVING until then)');
-    await stack.ready;
+    try {
+      await stack.ready;
+    } catch (err) {
+      await stack.stop().catch(() => {});
+      throw err;
+    }
     log(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: generate through the gateway at ${stack.addresses.gateway} (Ctrl-C drains and stops)`);
   });
 }

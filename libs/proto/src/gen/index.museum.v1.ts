@@ -5,5 +5,12 @@
 
 /* eslint-disable */
 
-export * from "./museum/v1/info";
+export * from "./museum/v1/common";
 export * from "./museum/v1/tensor";
+export * from "./museum/v1/denoiser";
+export * from "./museum/v1/events";
+export * from "./museum/v1/gateway";
+export * from "./museum/v1/info";
+export * from "./museum/v1/text_encoder";
+export * from "./museum/v1/trainer";
+export * from "./museum/v1/vae_decoder";

@@ -1,0 +1,56 @@
+/**
+ * Adapters from async functions to grpc-js handlers: every call gets an AbortSignal (client
+ * cancellation and deadline), and whatever the function throws becomes a gRPC status (RpcError
+ * codes kept, aborts as CANCELLED / DEADLINE_EXCEEDED, anything else INTERNAL) instead of crashing
+ * the process.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { callSignal } from './call';
+import { toServiceError } from './errors';
+
+export type UnaryImpl<Req, Res> = (request: Req, ctx: { signal: AbortSignal; call: grpc.ServerUnaryCall<Req, Res> }) => Promise<Res>;
+export type StreamImpl<Req, Res> = (
+  request: Req,
+  ctx: { signal: AbortSignal; call: grpc.ServerWritableStream<Req, Res>; write: (msg: Res) => void },
+) => Promise<void>;
+
+export interface HandlerHooks {
+  /** Reports handler failures that are not the client's fault (INTERNAL). */
+  log?: (msg: string) => void;
+  /** Name for messages, e.g. "denoiser.Denoise". */
+  name?: string;
+}
+
+function report(err: unknown, hooks: HandlerHooks) {
+  const e = toServiceError(err, hooks.name);
+  if (e.code === 13 /* INTERNAL */) hooks.log?.(`${hooks.name ?? 'rpc'}: ${e.details}${err instanceof Error && err.stack ? `\n${err.stack}` : ''}`);
+  return e;
+}
+
+export function unaryHandler<Req, Res>(impl: UnaryImpl<Req, Res>, hooks: HandlerHooks = {}): grpc.handleUnaryCall<Req, Res> {
+  return (call, cb) => {
+    const sig = callSignal(call as grpc.ServerUnaryCall<unknown, unknown>);
+    impl(call.request, { signal: sig.signal, call })
+      .then((res) => cb(null, res))
+      .catch((err: unknown) => cb(report(err, hooks)))
+      .finally(() => sig.dispose());
+  };
+}
+
+export function streamHandler<Req, Res>(impl: StreamImpl<Req, Res>, hooks: HandlerHooks = {}): grpc.handleServerStreamingCall<Req, Res> {
+  return (call) => {
+    const sig = callSignal(call as grpc.ServerWritableStream<unknown, unknown>);
+    const write = (msg: Res) => {
+      if (!call.cancelled && !call.writableEnded) call.write(msg);
+    };
+    impl(call.request, { signal: sig.signal, call, write })
+      .then(() => {
+        if (!call.writableEnded) call.end();
+      })
+      .catch((err: unknown) => {
+        const e = report(err, hooks);
+        if (!call.writableEnded) call.emit('error', e);
+      })
+      .finally(() => sig.dispose());
+  };
+}
