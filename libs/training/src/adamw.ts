@@ -34,8 +34,15 @@ export class AdamW {
     this.beta2 = options.beta2 ?? 0.999;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
-    this.m = variables.map((x) => tf.variable(tf.zerosLike(x), false));
-    this.v = variables.map((x) => tf.variable(tf.zerosLike(x), false));
+    // tf.variable shares the initial tensor's data: free the initial tensor object, or it leaks.
+    const zeros = (x: tf.Variable) => {
+      const z = tf.zerosLike(x);
+      const v = tf.variable(z, false);
+      z.dispose();
+      return v;
+    };
+    this.m = variables.map(zeros);
+    this.v = variables.map(zeros);
   }
 
   /** One update with `grads[i]` for `variables[i]` (null: no gradient this step). Does not dispose grads. */

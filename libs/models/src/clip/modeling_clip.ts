@@ -87,7 +87,10 @@ export class CLIPEmbeddings extends Module {
       const isBase = tf.expandDims(tf.cast(tf.less(flat, tf.scalar(nBase, 'int32')), 'float32'), -1);
       const fromBase = tf.mul(tf.gather(base, tf.minimum(flat, tf.scalar(nBase - 1, 'int32'))), isBase);
       // int32 then cast: the wasm OneHot kernel writes int bits when asked for float32.
-      const oneHot = tf.cast(tf.oneHot(tf.sub(flat, tf.scalar(nBase, 'int32')), this.extra.shape[0]), 'float32');
+      // tf.oneHot wants depth ≥ 2: with a single added row, take two columns and keep the first.
+      const nExtra = this.extra.shape[0];
+      let oneHot = tf.cast(tf.oneHot(tf.sub(flat, tf.scalar(nBase, 'int32')), Math.max(nExtra, 2)), 'float32');
+      if (nExtra < 2) oneHot = tf.slice(oneHot, [0, 0], [-1, nExtra]);
       const fromExtra = tf.matMul(oneHot, this.extra);
       return tf.reshape(tf.add(fromBase, fromExtra), [...idx.shape, this.config.hidden_size]);
     });

@@ -1,0 +1,7 @@
+export * from './methods';
+export * from './options';
+export * from './images';
+export * from './losses';
+export * from './lora_math';
+export * from './style_features';
+export * from './learn_style';

@@ -1,0 +1,168 @@
+/**
+ * The loss terms of continual style learning, as pure functions of tensors (each testable on its own).
+ * Every function returns a new scalar and leaves its inputs alone.
+ */
+import { tf } from '@museum/tensor';
+
+/** Mean squared error: the diffusion (ε-prediction) loss of Stable Diffusion. */
+export function diffusionLoss(pred: tf.Tensor, target: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.square(tf.sub(pred, target)))) as tf.Scalar;
+}
+
+/**
+ * The clean latent implied by a prediction at timestep t: for ε-prediction x̂0 = (x_t − √(1−ᾱ) ε̂) / √ᾱ, for
+ * v-prediction x̂0 = √ᾱ x_t − √(1−ᾱ) v̂. `alphaBar` holds ᾱ_t per sample.
+ */
+export function predictCleanLatent(pred: tf.Tensor, noisy: tf.Tensor, alphaBar: number[], predictionType: 'epsilon' | 'v_prediction' | 'sample' = 'epsilon'): tf.Tensor {
+  return tf.tidy(() => {
+    const shape = [alphaBar.length, 1, 1, 1];
+    const a = tf.tensor(alphaBar.map(Math.sqrt), shape);
+    const s = tf.tensor(alphaBar.map((x) => Math.sqrt(1 - x)), shape);
+    if (predictionType === 'sample') return tf.clone(pred);
+    if (predictionType === 'v_prediction') return tf.sub(tf.mul(noisy, a), tf.mul(pred, s));
+    return tf.div(tf.sub(noisy, tf.mul(pred, s)), a);
+  });
+}
+
+/**
+ * MuseumMaker's style distillation loss, L_SDL = (1/B) Σ_i w_i · KL(ρ(F(x_i)/τ) ‖ ρ(z̄/τ)), with ρ a softmax
+ * over each feature group, τ the temperature and z̄ the style set's mean feature: it pulls every sample's
+ * style statistics toward the set's, not toward its own image (whose content would otherwise be learned).
+ * The KL is averaged over groups. `weights` (default 1) lets noisy x̂0 estimates count less.
+ *
+ * features: per group [B, d_g] (already divided by the group's scale); target: per group [d_g].
+ */
+export function styleDistillationLoss(features: tf.Tensor[], target: tf.Tensor[], temperature: number, weights?: number[]): tf.Scalar {
+  if (features.length !== target.length || features.length === 0) throw new Error(`styleDistillationLoss: ${features.length} feature groups for ${target.length} targets`);
+  if (!(temperature > 0)) throw new Error(`styleDistillationLoss: temperature must be > 0, got ${temperature}`);
+  return tf.tidy(() => {
+    const b = features[0].shape[0];
+    const perGroup = features.map((f, g) => {
+      const logP = tf.logSoftmax(tf.div(f, temperature)); // [B, d]
+      const logQ = tf.logSoftmax(tf.reshape(tf.div(target[g], temperature), [1, -1])); // [1, d]
+      return tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), 1); // [B]
+    });
+    let kl = tf.div(tf.addN(perGroup), perGroup.length); // [B]
+    // Rounding can leave tiny negative KLs: a divergence is never below zero.
+    kl = tf.relu(kl);
+    if (weights) {
+      if (weights.length !== b) throw new Error(`styleDistillationLoss: ${weights.length} weights for a batch of ${b}`);
+      kl = tf.mul(kl, tf.tensor1d(weights));
+    }
+    return tf.div(tf.sum(kl), b);
+  }) as tf.Scalar;
+}
+
+/** A low-rank matrix P·Q (P [in, k], Q [k, out]) in the layout of our Linear weights ([in, out]). */
+export interface LowRank {
+  P: tf.Tensor2D;
+  Q: tf.Tensor2D;
+}
+
+/** <P Q, R S>_F = sum((Pᵀ R) ⊙ (Q Sᵀ)) without forming either product. */
+export function lowRankInner(a: LowRank, b: LowRank): tf.Scalar {
+  return tf.tidy(() => tf.sum(tf.mul(tf.matMul(a.P, b.P, true, false), tf.matMul(a.Q, b.Q, false, true)))) as tf.Scalar;
+}
+
+/**
+ * The earlier styles' updates of one adapted layer, stacked for one pass: R = [R_1 … R_n] [in, K],
+ * S = [S_1; …; S_n] [K, out], `segments` [K, n] one-hot (which style each of the K columns belongs to),
+ * `norms2` [n] = ‖R_s S_s‖²_F.
+ */
+export interface EarlierUpdates {
+  R: tf.Tensor2D;
+  S: tf.Tensor2D;
+  segments: tf.Tensor2D;
+  norms2: tf.Tensor1D;
+}
+
+/** Stack a layer's earlier updates (each R_s S_s) for `weightRegularization`; the caller owns the result. */
+export function stackEarlierUpdates(updates: LowRank[]): EarlierUpdates {
+  return tf.tidy(() => {
+    const ks = updates.map((u) => u.P.shape[1]);
+    const K = ks.reduce((a, b) => a + b, 0);
+    const seg = new Float32Array(K * updates.length);
+    let row = 0;
+    ks.forEach((k, s) => {
+      for (let i = 0; i < k; i++) seg[(row + i) * updates.length + s] = 1;
+      row += k;
+    });
+    return {
+      R: tf.concat(updates.map((u) => u.P), 1) as tf.Tensor2D,
+      S: tf.concat(updates.map((u) => u.Q), 0) as tf.Tensor2D,
+      segments: tf.tensor2d(seg, [K, updates.length]),
+      norms2: tf.stack(updates.map((u) => lowRankInner(u, u))) as tf.Tensor1D,
+    };
+  });
+}
+
+/**
+ * MuseumMaker's weight regularization: for every adapted layer, Σ_s cos²(ΔW_t, ΔW_s) between this style's
+ * update ΔW_t and each earlier style's ΔW_s, averaged over layers. Squared so that opposite directions are
+ * penalised as much as equal ones (both interfere); computed in low-rank form, never forming an [in, out]
+ * matrix. Zero when the updates are orthogonal (or ΔW_t = 0), 1 per style when ΔW_t is parallel to ΔW_s.
+ *
+ * current: per layer ΔW_t = P Q; earlier: per layer (same keys) the stacked earlier updates. The denominator
+ * ‖ΔW_s‖²(‖ΔW_t‖² + δ‖ΔW_s‖²) keeps the cosine from amplifying rounding noise while ΔW_t is still ~0 (at the
+ * start of a task, where A_tB_t − A_{t−1}B_{t−1} is zero only up to rounding); δ = 1e-6 is far below any real
+ * update (‖ΔW_t‖ ≥ 0.1% of ‖ΔW_s‖).
+ */
+export function weightRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
+  return tf.tidy(() => {
+    const terms: tf.Tensor[] = [];
+    for (const [key, cur] of current) {
+      const e = earlier.get(key);
+      if (!e) continue;
+      const m1 = tf.matMul(cur.P, e.R, true, false); // [k, K]
+      const m2 = tf.matMul(cur.Q, e.S, false, true); // [k, K]
+      const colSums = tf.sum(tf.mul(m1, m2), 0, true); // [1, K]
+      const inner = tf.reshape(tf.matMul(colSums, e.segments), [-1]); // [n]: <ΔW_t, ΔW_s>
+      const nt = lowRankInner(cur, cur);
+      const denom = tf.add(tf.mul(e.norms2, tf.add(nt, tf.mul(e.norms2, delta))), 1e-30);
+      const cos2 = tf.div(tf.square(inner), denom);
+      terms.push(tf.sum(cos2));
+    }
+    if (terms.length === 0) return tf.scalar(0);
+    return tf.div(tf.addN(terms), terms.length);
+  }) as tf.Scalar;
+}
+
+/**
+ * MuseumMaker's feature regularization: the mean over feature maps of the squared error between the current
+ * model's features and the previous version's (teacher, computed without gradient), each normalised by the
+ * teacher's mean square so that every layer counts alike whatever its activation scale. Exactly zero when the
+ * two models compute the same features.
+ */
+export function featureRegularization(student: tf.Tensor[], teacher: tf.Tensor[]): tf.Scalar {
+  if (student.length !== teacher.length || student.length === 0) throw new Error(`featureRegularization: ${student.length} student maps for ${teacher.length} teacher maps`);
+  return tf.tidy(() => {
+    const terms = student.map((s, i) => tf.div(tf.mean(tf.square(tf.sub(s, teacher[i]))), tf.add(tf.mean(tf.square(teacher[i])), 1e-6)));
+    return tf.div(tf.addN(terms), terms.length);
+  }) as tf.Scalar;
+}
+
+/**
+ * C-LoRA's self-regularization (Smith et al. 2024): Σ_layers ‖M ⊙ ΔW_t‖²_F with M = Σ_{s<t} |ΔW_s| (dense,
+ * constant). Here M is divided by its mean per layer, so the weight λ does not depend on the scale of the
+ * earlier updates.
+ */
+export function cloraPenalty(current: Map<string, tf.Tensor2D>, masks: Map<string, tf.Tensor2D>): tf.Scalar {
+  return tf.tidy(() => {
+    const terms: tf.Tensor[] = [];
+    for (const [key, dw] of current) {
+      const m = masks.get(key);
+      if (m) terms.push(tf.sum(tf.square(tf.mul(m, dw))));
+    }
+    return terms.length ? tf.addN(terms) : tf.scalar(0);
+  }) as tf.Scalar;
+}
+
+/** EWC's penalty ½ Σ_i F_i (θ_i − θ*_i)² over parameter tensors (the ½ is λ's usual convention). */
+export function ewcPenalty(params: tf.Tensor[], anchors: tf.Tensor[], fisher: tf.Tensor[]): tf.Scalar {
+  if (params.length !== anchors.length || params.length !== fisher.length) throw new Error('ewcPenalty: params, anchors and fisher differ in length');
+  return tf.tidy(() => {
+    if (params.length === 0) return tf.scalar(0);
+    const terms = params.map((p, i) => tf.sum(tf.mul(fisher[i], tf.square(tf.sub(p, anchors[i])))));
+    return tf.mul(tf.addN(terms), 0.5);
+  }) as tf.Scalar;
+}

@@ -1,0 +1,111 @@
+/** Options of `learnStyle`, their defaults (the "full settings") and progress events. */
+import type { CommitHooks } from '../store/museum';
+import type { StyleModels } from '../models';
+import type { LossComponents, MethodName } from './methods';
+
+/** Weights of the loss terms (each term also has an on/off switch, see `LossComponents`). */
+export interface LossWeights {
+  diffusion: number;
+  sdl: number;
+  weightReg: number;
+  featReg: number;
+  clora: number;
+  ewc: number;
+}
+
+/**
+ * Default weights. The diffusion loss is the reference (1). The SDL is a KL per feature group of O(0.01–0.1)
+ * once the set's statistics are matched; 0.5 makes it a steady pull without dominating. The weight
+ * regularization is Σ_s cos² (0 … number of earlier styles); 0.5 keeps orthogonality a preference, not a
+ * constraint the diffusion loss cannot move. The feature regularization is a relative MSE (≈ 0 at the start of
+ * a task); 1 holds earlier styles' features while leaving room. C-LoRA and EWC use normalised masks/Fishers
+ * (mean 1), so λ = 1 gives penalties on the scale of ‖ΔW_t‖². Tuned values belong to the benchmark.
+ */
+export const DEFAULT_LOSS_WEIGHTS: Readonly<LossWeights> = Object.freeze({ diffusion: 1, sdl: 0.5, weightReg: 0.5, featReg: 1, clora: 1, ewc: 1 });
+
+export interface LearnSettings {
+  /** Optimiser steps (default 400). */
+  steps: number;
+  /** Training images per step (default 4). */
+  batchSize: number;
+  /** Peak learning rate of the LoRA parameters (default 1e-3). */
+  lr: number;
+  /** Peak learning rate of the new token's row (default 5e-3). */
+  tokenLr: number;
+  /** Linear warm-up steps before the cosine decay (default 20). */
+  warmup: number;
+  /** Decoupled weight decay of the LoRA (default 0: any decay would erase earlier styles from a shared LoRA). */
+  weightDecay: number;
+  /** Gradient-norm clipping, per parameter group (default 1). */
+  maxGradNorm: number;
+  /** Shared LoRA rank and alpha (default 8 / 8); fixed by a museum's first style. */
+  rank: number;
+  alpha: number;
+  /** LoRA on the UNet's cross-attention projections (default) or also its self-attention. */
+  loraTargets: 'cross-attention' | 'all-attention' | 'self-attention';
+  /** The word whose embedding initialises a new token (default 'style'), or 'random'. */
+  initWord: string;
+  /** Softmax temperature τ of the SDL (default 1, on per-group standardised statistics). */
+  sdlTemperature: number;
+  /** Decoder up blocks the SDL features go through after the mid block (default 1). */
+  sdlUpBlocks: number;
+  /** Noise latents (earlier styles' prompts) per step for the feature regularization (default 2). */
+  featRegBatch: number;
+  /** Samples of the task's own loss for the EWC Fisher (default 16). */
+  ewcFisherSamples: number;
+  /** `joint`: train steps × (number of styles), so every style gets the budget it would get alone (default true). */
+  jointScaleSteps: boolean;
+  seed: number;
+}
+
+export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
+  steps: 400,
+  batchSize: 4,
+  lr: 1e-3,
+  tokenLr: 5e-3,
+  warmup: 20,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  rank: 8,
+  alpha: 8,
+  loraTargets: 'cross-attention',
+  initWord: 'style',
+  sdlTemperature: 1,
+  sdlUpBlocks: 1,
+  featRegBatch: 2,
+  ewcFisherSamples: 16,
+  jointScaleSteps: true,
+  seed: 0,
+});
+
+export type LossName = keyof LossWeights | 'total';
+
+export interface LearnProgress {
+  phase: 'prepare' | 'train' | 'fisher' | 'commit';
+  /** Steps done (1-based during 'train'). */
+  step: number;
+  total: number;
+  /** The terms of the step just done (unweighted) and the weighted total. */
+  losses: Partial<Record<LossName, number>>;
+  lr: number;
+  elapsedSeconds: number;
+  etaSeconds: number;
+  secondsPerStep: number;
+}
+
+export interface LearnStyleOptions extends Partial<LearnSettings> {
+  /** Default: the museum's method, or 'museummaker' for its first style. */
+  method?: MethodName;
+  /** One caption per image (content captions, with the style as `in <name>`); default `a picture in <name>`. */
+  captions?: string[];
+  /** Switch loss terms on or off against the method's defaults. */
+  components?: Partial<LossComponents>;
+  weights?: Partial<LossWeights>;
+  /** Models to train on (they are left with the new token added and no LoRA attached); default: loaded from the museum's base folder. */
+  models?: StyleModels;
+  onProgress?: (p: LearnProgress) => void;
+  /** Cancels between steps: nothing is committed, the error has code CANCELLED (name 'AbortError'). */
+  signal?: AbortSignal;
+  /** Test seams of the commit. */
+  commitHooks?: CommitHooks;
+}

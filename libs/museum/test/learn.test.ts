@@ -1,0 +1,244 @@
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { encodePng, initBackend, tf } from '@museum/tensor';
+import { fewShotSet } from '@museum/world';
+import { loraFromStateDict } from '@museum/models';
+import { LearnProgress, Museum, MuseumError, StyleModels, VERSIONS_DIR, baseRefFromModules, ensureTokens, learnStyle, prepareImages } from '../src';
+import { QUICK, randomImages, tinyModels, tmpDir } from './tiny';
+
+let root: string;
+let models: StyleModels;
+
+function baseParams(m: StyleModels): Array<[string, Float32Array]> {
+  const out: Array<[string, Float32Array]> = [];
+  for (const [key, mod] of [
+    ['unet', m.unet],
+    ['vae', m.vae],
+    ['text_encoder', m.textEncoder],
+  ] as const) {
+    for (const [name, p] of mod.namedParameters(`${key}.`)) out.push([name, Float32Array.from(p.variable.dataSync() as Float32Array)]);
+  }
+  return out;
+}
+
+function newMuseum(name: string): Museum {
+  return Museum.create(path.join(root, name), { base: baseRefFromModules({ unet: models.unet, vae: models.vae, text_encoder: models.textEncoder }) });
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof MuseumError) return err.code;
+    throw err;
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  await initBackend({ log: () => {} });
+  root = tmpDir('museum-learn-');
+  models = tinyModels();
+});
+afterAll(() => {
+  models.unet.dispose();
+  models.vae.dispose();
+  models.textEncoder.dispose();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+describe('learnStyle (tiny models)', () => {
+  it('takes image files of any size, raw RGB pixels and tensors, centre-cropped to the model resolution', async () => {
+    // a 12×20 image: left and right quarters black, the centre 12×12 square white
+    const wide = tf.tidy(() => tf.concat([tf.zeros([12, 4, 3]), tf.ones([12, 12, 3]), tf.zeros([12, 4, 3])], 1)) as tf.Tensor3D;
+    const png = await encodePng(wide);
+    const sample = fewShotSet('stripes')[0];
+    const prepared = await prepareImages([png, sample, wide], 8);
+    expect(prepared.pixels.shape).toEqual([3, 8, 8, 3]);
+    const px = prepared.pixels.dataSync();
+    for (let i = 0; i < 8 * 8 * 3; i++) expect(px[i]).toBeCloseTo(1, 5); // only the white centre survives the crop
+    expect(prepared.sizes).toEqual([
+      { width: 20, height: 12 },
+      { width: 64, height: 64 },
+      { width: 20, height: 12 },
+    ]);
+    expect(prepared.hashes[0]).toBe(crypto.createHash('sha256').update(png).digest('hex'));
+    expect(new Set(prepared.hashes).size).toBe(3);
+    await expect(prepareImages([Buffer.from('not an image')], 8)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const flat = tf.zeros([4, 4]);
+    await expect(prepareImages([flat], 8)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    tf.dispose([wide, flat, prepared.pixels]);
+  });
+
+  it("a new token's gradient reaches only its own embedding row", () => {
+    const ids = ensureTokens(models, ['<grad-old>', '<grad-new>']);
+    const extra = models.textEncoder.extraTokenRows!;
+    const base = models.textEncoder.embeddings.baseTokens;
+    const enc = models.tokenizer.encodeBatch(['a red star in <grad-new>', 'a blue ring in <grad-new>'], { maxLength: 12 });
+    const { grads, value } = tf.variableGrads(() => {
+      const h = models.textEncoder.lastHiddenState(tf.tensor2d(enc.flat, [2, enc.length], 'int32'));
+      return tf.sum(tf.square(h)) as tf.Scalar;
+    }, [extra]);
+    const g = grads[extra.name];
+    const rowNorm = (id: number) => {
+      const n = tf.tidy(() => tf.sum(tf.abs(tf.slice(g, [id - base, 0], [1, -1]))));
+      const v = n.dataSync()[0];
+      n.dispose();
+      return v;
+    };
+    expect(rowNorm(ids.get('<grad-new>')!)).toBeGreaterThan(0);
+    for (let r = 0; r < extra.shape[0]; r++) if (r + base !== ids.get('<grad-new>')) expect(rowNorm(r + base)).toBe(0);
+    tf.dispose([value, g]);
+  });
+
+  it('trains only the LoRA and the new row: base weights and earlier rows stay bit-identical', async () => {
+    const museum = newMuseum('frozen');
+    const before = baseParams(models);
+    const images = randomImages(4, 1);
+    const first: LearnProgress[] = [];
+    await learnStyle(museum, 'alpha', images, { ...QUICK, models, onProgress: (p) => p.phase === 'train' && first.push(p) });
+    const oldRow = Float32Array.from(models.textEncoder.getTokenEmbedding(models.tokenizer.tokenId('<alpha>')!).dataSync());
+    const v1 = museum.loadVersion(1);
+    expect(Array.from(v1.tokens.get('<alpha>')!.dataSync())).toEqual(Array.from(oldRow));
+
+    const second: LearnProgress[] = [];
+    const r2 = await learnStyle(museum, 'beta', randomImages(4, 2), { ...QUICK, models, onProgress: (p) => p.phase === 'train' && second.push(p) });
+    expect(r2.version).toBe(2);
+
+    // every base parameter (UNet, VAE, text encoder with its vocabulary table) is bit-identical
+    const after = baseParams(models);
+    expect(after.map(([n]) => n)).toEqual(before.map(([n]) => n));
+    after.forEach(([name, v], i) => {
+      const same = v.length === before[i][1].length && v.every((x, k) => Object.is(x, before[i][1][k]));
+      if (!same) throw new Error(`base parameter ${name} changed`);
+    });
+    // style 1's token row was in the feature-regularization prompts (so it had gradients) but did not move
+    const v2 = museum.loadVersion(2);
+    expect(Array.from(v2.tokens.get('<alpha>')!.dataSync())).toEqual(Array.from(oldRow));
+    expect(Array.from(models.textEncoder.getTokenEmbedding(models.tokenizer.tokenId('<alpha>')!).dataSync())).toEqual(Array.from(oldRow));
+    // while the new row and the shared LoRA did learn
+    const init = models.textEncoder.getTokenEmbedding(models.tokenizer.tokenId('style')!);
+    expect(Array.from(v2.tokens.get('<beta>')!.dataSync())).not.toEqual(Array.from(init.dataSync()));
+    const key = [...v1.lora!.tensors.keys()].find((k) => k.endsWith('lora_B.weight'))!;
+    expect(Array.from(v2.lora!.tensors.get(key)!.dataSync())).not.toEqual(Array.from(v1.lora!.tensors.get(key)!.dataSync()));
+
+    // the model equals the previous version at the first step of a task: feature regularization is exactly 0
+    expect(first[0].losses.featReg).toBe(0);
+    expect(second[0].losses.featReg).toBe(0);
+    expect(second[0].losses.weightReg).toBeLessThan(1e-6);
+    // …and is active once the shared LoRA has moved
+    expect(second[second.length - 1].losses.featReg).toBeGreaterThan(0);
+    expect(second[second.length - 1].losses.weightReg).toBeGreaterThan(0);
+    expect(second.map((p) => p.step)).toEqual([1, 2, 3]);
+    expect(second.every((p) => p.total === 3 && Number.isFinite(p.losses.diffusion!) && Number.isFinite(p.losses.sdl!))).toBe(true);
+    tf.dispose([init, ...images]);
+    v1.dispose();
+    v2.dispose();
+  });
+
+  it('commits one version per style with its images, captions, settings and metrics', async () => {
+    const museum = newMuseum('records');
+    const images = randomImages(3, 3);
+    const r = await learnStyle(museum, 'gamma', images, { ...QUICK, models, captions: ['a red star', 'a blue ring in <gamma>', 'a green cross'] });
+    expect(r.version).toBe(1);
+    expect(museum.latestVersion()).toBe(1);
+    const s = museum.getStyle('gamma');
+    expect(s.token).toBe('<gamma>');
+    expect(s.method).toBe('museummaker');
+    expect(s.embedding).toEqual({ kind: 'token', initWord: 'style' });
+    expect(s.images.map((i) => i.caption)).toEqual(['a red star in <gamma>', 'a blue ring in <gamma>', 'a green cross in <gamma>']);
+    const expectedHash = crypto
+      .createHash('sha256')
+      .update('tensor:float32:[8,8,3]')
+      .update(Buffer.from((images[0].dataSync() as Float32Array).buffer))
+      .digest('hex');
+    expect(s.images[0].sha256).toBe(expectedHash);
+    expect(s.settings).toMatchObject({ steps: 3, rank: 2, alpha: 2, components: { sdl: true, weightReg: true, featReg: true } });
+    expect(s.metrics.steps).toBe(3);
+    expect(s.metrics.loss_diffusion).toBeGreaterThan(0);
+    expect(s.trainSeconds).toBeGreaterThan(0);
+    const m = museum.manifest();
+    expect(m.lora).toMatchObject({ rank: 2, alpha: 2, targets: 'cross-attention' });
+    expect(m.bytes).toBeGreaterThan(0);
+    // default captions; a second style is version 2; the museum's LoRA shape cannot change
+    const r2 = await learnStyle(museum, 'delta', randomImages(2, 4), { ...QUICK, models });
+    expect(r2.version).toBe(2);
+    expect(museum.getStyle('delta').images.map((i) => i.caption)).toEqual(['a picture in <delta>', 'a picture in <delta>']);
+    expect(await codeOf(learnStyle(museum, 'eps', randomImages(2, 5), { ...QUICK, rank: 4, models }))).toBe('FAILED_PRECONDITION');
+    expect(await codeOf(learnStyle(museum, 'eps', randomImages(2, 5), { ...QUICK, models, method: 'ewc' }))).toBe('FAILED_PRECONDITION');
+    tf.dispose(images);
+  });
+
+  it('rejects invalid or taken names before doing anything, and a cancelled run commits nothing', async () => {
+    const museum = newMuseum('cancel');
+    await learnStyle(museum, 'first', randomImages(2, 6), { ...QUICK, models });
+    const dir = path.join(root, 'cancel', VERSIONS_DIR);
+    const listing = fs.readdirSync(dir).sort();
+    const tensors = tf.memory().numTensors;
+    const imgs = randomImages(2, 7);
+    expect(await codeOf(learnStyle(museum, 'First', imgs, { ...QUICK, models }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(learnStyle(museum, 'a/b', imgs, { ...QUICK, models }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(learnStyle(museum, 'first', imgs, { ...QUICK, models }))).toBe('ALREADY_EXISTS');
+    expect(await codeOf(learnStyle(museum, 'second', [], { ...QUICK, models }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(learnStyle(museum, 'second', imgs, { ...QUICK, models, captions: ['only one'] }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(learnStyle(museum, 'second', imgs, { ...QUICK, models, method: 'nope' as never }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(learnStyle(museum, 'second', imgs, { ...QUICK, models, steps: 0 }))).toBe('INVALID_ARGUMENT');
+
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const err = await learnStyle(museum, 'second', imgs, {
+      ...QUICK,
+      steps: 5,
+      models,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase !== 'train') return;
+        seen.push(p.step);
+        if (p.step === 2) controller.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MuseumError);
+    expect((err as MuseumError).code).toBe('CANCELLED');
+    expect((err as Error).name).toBe('AbortError');
+    expect(seen).toEqual([1, 2]);
+    // a failure inside the commit (after training) commits nothing either
+    expect(
+      await learnStyle(museum, 'third', imgs, {
+        ...QUICK,
+        models,
+        commitHooks: {
+          onStage: (s) => {
+            if (s === 'manifest-written') throw new Error('disk full');
+          },
+        },
+      }).catch((e: Error) => e.message),
+    ).toBe('disk full');
+    expect(museum.latestVersion()).toBe(1);
+    expect(museum.listStyles().map((s) => s.name)).toEqual(['first']);
+    expect(fs.readdirSync(dir).sort()).toEqual(listing);
+    tf.dispose(imgs);
+    // the cancelled styles' tokens only grew the existing token-row variable: no tensor is left behind
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('keeps the tensor count flat across learnStyle calls', async () => {
+    const museum = newMuseum('flat');
+    const counts: number[] = [];
+    for (const [i, name] of ['s1', 's2', 's3'].entries()) {
+      const imgs = randomImages(3, 10 + i);
+      await learnStyle(museum, name, imgs, { ...QUICK, models });
+      tf.dispose(imgs);
+      counts.push(tf.memory().numTensors);
+    }
+    expect(counts[1]).toBe(counts[0]);
+    expect(counts[2]).toBe(counts[0]);
+    // the committed LoRA loads back as an adapter set of the right shape
+    const v = museum.loadVersion();
+    const set = loraFromStateDict(v.lora!.tensors, { prefix: 'unet', metadata: v.lora!.metadata });
+    expect(set.rank).toBe(2);
+    expect(set.size).toBeGreaterThan(0);
+    set.dispose();
+    v.dispose();
+  });
+});

@@ -1,0 +1,168 @@
+import { initBackend, tf } from '@museum/tensor';
+import {
+  cloraPenalty,
+  ewcPenalty,
+  featureRegularization,
+  lowRankDifference,
+  lowRankInner,
+  predictCleanLatent,
+  stackEarlierUpdates,
+  styleDistillationLoss,
+  weightRegularization,
+  type LowRank,
+} from '../src';
+
+const val = (t: tf.Tensor) => {
+  const v = t.dataSync()[0];
+  t.dispose();
+  return v;
+};
+
+/** e_i as a column [n, 1] / row [1, n]. */
+function col(n: number, i: number, s = 1): tf.Tensor2D {
+  const a = new Float32Array(n);
+  a[i] = s;
+  return tf.tensor2d(a, [n, 1]);
+}
+function row(n: number, i: number, s = 1): tf.Tensor2D {
+  const a = new Float32Array(n);
+  a[i] = s;
+  return tf.tensor2d(a, [1, n]);
+}
+
+beforeAll(async () => {
+  await initBackend({ log: () => {} });
+});
+
+describe('weight regularization (squared cosine of LoRA updates, low-rank form)', () => {
+  it('computes Frobenius inner products of P·Q without forming them', () => {
+    const a: LowRank = { P: tf.randomNormal([6, 3], 0, 1, 'float32', 1) as tf.Tensor2D, Q: tf.randomNormal([3, 5], 0, 1, 'float32', 2) as tf.Tensor2D };
+    const b: LowRank = { P: tf.randomNormal([6, 2], 0, 1, 'float32', 3) as tf.Tensor2D, Q: tf.randomNormal([2, 5], 0, 1, 'float32', 4) as tf.Tensor2D };
+    const dense = val(tf.sum(tf.mul(tf.matMul(a.P, a.Q), tf.matMul(b.P, b.Q))));
+    expect(val(lowRankInner(a, b))).toBeCloseTo(dense, 4);
+    tf.dispose([a.P, a.Q, b.P, b.Q]);
+  });
+
+  it('is zero for orthogonal updates and grows with their overlap, up to 1 per earlier style', () => {
+    const n = 6;
+    // earlier style: ΔW_s = e0 ⊗ f0 (rank 1)
+    const earlierUpdate: LowRank = { P: col(n, 0), Q: row(n, 0) };
+    const earlier = new Map([['layer', stackEarlierUpdates([earlierUpdate])]]);
+    const regFor = (theta: number) => {
+      // ΔW_t = e0 ⊗ (cosθ f0 + sinθ f1): cos(ΔW_t, ΔW_s) = cosθ
+      const Q = tf.tidy(() => tf.add(row(n, 0, Math.cos(theta)), row(n, 1, Math.sin(theta)))) as tf.Tensor2D;
+      const cur = new Map([['layer', { P: col(n, 0), Q }]]);
+      const r = val(weightRegularization(cur, earlier));
+      tf.dispose([cur.get('layer')!.P, Q]);
+      return r;
+    };
+    expect(regFor(Math.PI / 2)).toBeCloseTo(0, 6);
+    const values = [Math.PI / 2, Math.PI / 3, Math.PI / 4, Math.PI / 6, 0].map(regFor);
+    for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]);
+    expect(values[1]).toBeCloseTo(0.25, 4); // cos² 60°
+    expect(values[4]).toBeCloseTo(1, 4);
+    expect(regFor(Math.PI)).toBeCloseTo(1, 4); // the opposite direction interferes as much
+
+    // an update orthogonal to two earlier ones costs nothing; one inside their span costs the sum of cos²
+    const two = new Map([['layer', stackEarlierUpdates([earlierUpdate, { P: col(n, 1), Q: row(n, 1) }])]]);
+    const orth = new Map([['layer', { P: col(n, 2), Q: row(n, 2) }]]);
+    expect(val(weightRegularization(orth, two))).toBeCloseTo(0, 6);
+    const mixed = new Map([['layer', { P: tf.concat([col(n, 0), col(n, 1)], 1) as tf.Tensor2D, Q: tf.concat([row(n, 0), row(n, 1)], 0) as tf.Tensor2D }]]);
+    expect(val(weightRegularization(mixed, two))).toBeCloseTo(1, 4); // cos² = ½ with each
+    for (const m of [earlier, two]) for (const e of m.values()) tf.dispose([e.R, e.S, e.segments, e.norms2]);
+    for (const m of [orth, mixed]) for (const c of m.values()) tf.dispose([c.P, c.Q]);
+    tf.dispose([earlierUpdate.P, earlierUpdate.Q]);
+  });
+
+  it('sees the difference of consecutive adapters as the task update', () => {
+    const down = tf.randomNormal([5, 2], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const up1 = tf.randomNormal([2, 4], 0, 1, 'float32', 6) as tf.Tensor2D;
+    const up2 = tf.randomNormal([2, 4], 0, 1, 'float32', 7) as tf.Tensor2D;
+    const d = lowRankDifference({ down, up: up2, scale: 0.5 }, { down, up: up1, scale: 0.5 });
+    const dense = tf.matMul(d.P, d.Q);
+    const expected = tf.mul(tf.matMul(down, tf.sub(up2, up1)), 0.5);
+    expect(val(tf.max(tf.abs(tf.sub(dense, expected))))).toBeLessThan(1e-5);
+    tf.dispose([down, up1, up2, d.P, d.Q, dense, expected]);
+  });
+});
+
+describe('style distillation loss', () => {
+  const d = 12;
+  it('is zero when every sample has the set-mean features and positive otherwise', () => {
+    const zbar = tf.randomNormal([d], 0, 1, 'float32', 11) as tf.Tensor1D;
+    const zbar2 = tf.randomNormal([5], 0, 1, 'float32', 12) as tf.Tensor1D;
+    const same = [tf.stack([zbar, zbar, zbar]), tf.stack([zbar2, zbar2, zbar2])];
+    expect(val(styleDistillationLoss(same, [zbar, zbar2], 1))).toBe(0);
+    expect(val(styleDistillationLoss(same, [zbar, zbar2], 0.1))).toBe(0);
+
+    const losses = [0.1, 0.5, 1.0].map((scale) => {
+      const noisy = [tf.add(same[0], tf.randomNormal([3, d], 0, scale, 'float32', 13)), same[1]];
+      const l = val(styleDistillationLoss(noisy, [zbar, zbar2], 1));
+      tf.dispose(noisy[0]);
+      return l;
+    });
+    expect(losses[0]).toBeGreaterThan(0);
+    expect(losses[1]).toBeGreaterThan(losses[0]);
+    expect(losses[2]).toBeGreaterThan(losses[1]);
+    // only deviations that change the softmax count: a constant shift of a group is no style change
+    const shifted = [tf.add(same[0], 3), same[1]];
+    expect(val(styleDistillationLoss(shifted, [zbar, zbar2], 1))).toBeLessThan(1e-6);
+    // per-sample weights: a sample weighted 0 does not count
+    const oneOff = [tf.tidy(() => tf.concat([tf.reshape(tf.add(zbar, tf.randomNormal([d], 0, 1, 'float32', 14)), [1, d]), tf.stack([zbar, zbar])])), same[1]];
+    expect(val(styleDistillationLoss(oneOff, [zbar, zbar2], 1, [0, 1, 1]))).toBe(0);
+    expect(val(styleDistillationLoss(oneOff, [zbar, zbar2], 1, [1, 1, 1]))).toBeGreaterThan(0);
+    tf.dispose([zbar, zbar2, ...same, shifted[0], oneOff[0]]);
+  });
+
+  it('recovers x0 from an epsilon prediction', () => {
+    const x0 = tf.randomNormal([2, 3, 3, 4], 0, 1, 'float32', 21);
+    const eps = tf.randomNormal([2, 3, 3, 4], 0, 1, 'float32', 22);
+    const ab = [0.9, 0.2];
+    const xt = tf.tidy(() => tf.add(tf.mul(x0, tf.tensor(ab.map(Math.sqrt), [2, 1, 1, 1])), tf.mul(eps, tf.tensor(ab.map((a) => Math.sqrt(1 - a)), [2, 1, 1, 1]))));
+    const rec = predictCleanLatent(eps, xt, ab);
+    expect(val(tf.max(tf.abs(tf.sub(rec, x0))))).toBeLessThan(1e-4);
+    tf.dispose([x0, eps, xt, rec]);
+  });
+});
+
+describe('feature regularization, C-LoRA and EWC penalties', () => {
+  it('feature regularization is exactly zero for equal features and grows with the difference', () => {
+    const a = [tf.randomNormal([2, 4, 4, 8], 0, 1, 'float32', 31), tf.randomNormal([2, 4, 4, 4], 0, 3, 'float32', 32)];
+    const copy = a.map((t) => t.clone());
+    expect(val(featureRegularization(copy, a))).toBe(0);
+    const near = a.map((t) => tf.add(t, 0.01));
+    const far = a.map((t) => tf.add(t, 0.1));
+    const ln = val(featureRegularization(near, a));
+    expect(ln).toBeGreaterThan(0);
+    expect(val(featureRegularization(far, a))).toBeGreaterThan(ln);
+    tf.dispose([...a, ...copy, ...near, ...far]);
+  });
+
+  it('C-LoRA penalises changes only where earlier styles changed weights', () => {
+    const mask = tf.tensor2d([
+      [1, 0],
+      [0, 0],
+    ]);
+    const where = tf.tensor2d([
+      [0.5, 0],
+      [0, 0],
+    ]);
+    const elsewhere = tf.tensor2d([
+      [0, 0.5],
+      [0.5, 0.5],
+    ]);
+    expect(val(cloraPenalty(new Map([['l', elsewhere]]), new Map([['l', mask]])))).toBe(0);
+    expect(val(cloraPenalty(new Map([['l', where]]), new Map([['l', mask]])))).toBeCloseTo(0.25, 6);
+    tf.dispose([mask, where, elsewhere]);
+  });
+
+  it('EWC is zero at the anchor and weights deviations by the Fisher', () => {
+    const p = tf.tensor1d([1, 2, 3]);
+    const anchor = tf.tensor1d([1, 2, 3]);
+    const moved = tf.tensor1d([2, 2, 5]);
+    const fisher = tf.tensor1d([1, 10, 0]);
+    expect(val(ewcPenalty([p], [anchor], [fisher]))).toBe(0);
+    expect(val(ewcPenalty([moved], [anchor], [fisher]))).toBeCloseTo(0.5, 6); // ½·(1·1² + 0·2²)
+    tf.dispose([p, anchor, moved, fisher]);
+  });
+});
