@@ -12,7 +12,11 @@ const root = path.resolve(__dirname, '..');
 const origResolve = Module._resolveFilename;
 Module._resolveFilename = function (request, parent, ...rest) {
   const m = /^@museum\/([a-z-]+)$/.exec(request);
-  if (m) return path.join(root, 'libs', m[1], 'src', 'index.ts');
+  if (m) {
+    // Libraries live in libs/, services in services/ (both are `@museum/<folder>`).
+    const lib = path.join(root, 'libs', m[1], 'src', 'index.ts');
+    return fs.existsSync(lib) ? lib : path.join(root, 'services', m[1], 'src', 'index.ts');
+  }
   return origResolve.call(this, request, parent, ...rest);
 };
 require.extensions['.ts'] = function (mod, filename) {
