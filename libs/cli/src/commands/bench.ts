@@ -1,12 +1,30 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend } from '@museum/tensor';
 import { StableDiffusionPipeline, type SamplerName } from '@museum/models';
 import { loadInstruments, disposeInstruments } from '@museum/instruments';
-import { runBaseBench } from '@museum/bench';
+import { runBaseBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
 import { atelierDir } from '../paths';
+import { registerContinual } from './continual';
+
+interface PerfOpts {
+  json?: string;
+  quick?: boolean;
+  model?: string;
+  learnModel?: string;
+  only?: string;
+  steps?: string;
+  runs?: string;
+}
+
+/** `tiny` / `atelier-random` (written to a temporary folder) or a pipeline folder. */
+function perfModel(spec: string, tmp: string) {
+  if ((PERF_MODEL_KINDS as readonly string[]).includes(spec)) return writePerfModelFolder(spec as PerfModelKind, path.join(tmp, spec));
+  return describeModelFolder(path.resolve(spec));
+}
 
 interface BaseOpts {
   json?: string;
@@ -20,6 +38,7 @@ interface BaseOpts {
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print JSON (see bench/results/ for committed runs)');
+  registerContinual(bench);
   bench
     .command('base')
     .description('shape/colour/style accuracy of the base model on every `a {colour} {shape}` prompt, judged by the instruments')
@@ -61,6 +80,51 @@ export function registerBench(program: Command): void {
         bar.stop();
         pipe.dispose();
         disposeInstruments(inst);
+      }
+    });
+
+  bench
+    .command('perf')
+    .description('serving performance ratios: split vs in-process, dynamic batching, denoiser replicas, UNet vs matmul GFLOP/s, style learning time by image count')
+    .option('--json <file>', 'also write the JSON here')
+    .option('--quick', 'tiny model, few runs (for CI: well under two minutes)')
+    .option('--model <spec>', 'tiny, atelier-random (seeded random weights) or a pipeline folder (default: atelier-random; tiny with --quick)')
+    .option('--learn-model <spec>', 'model the style-learning figure trains on (default: as --model)')
+    .option('--only <sections>', `comma-separated subset of ${PERF_SECTIONS.join(',')}`)
+    .option('--steps <n>', 'sampler steps per generation (default 4 quick, 10 full)')
+    .option('--runs <n>', 'timed generations per side of split_vs_inprocess (default 3 quick, 8 full)')
+    .action(async (o: PerfOpts) => {
+      const log = (m: string) => process.stderr.write(`[bench perf] ${m}\n`);
+      await initBackend({ log });
+      const sections = o.only ? o.only.split(',').map((x) => x.trim()) : undefined;
+      for (const x of sections ?? []) if (!(PERF_SECTIONS as readonly string[]).includes(x)) throw new Error(`--only: unknown section ${x} (${PERF_SECTIONS.join(', ')})`);
+      const int = (flag: string, v?: string) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer`);
+        return n;
+      };
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'museum-bench-perf-'));
+      try {
+        const model = perfModel(o.model ?? (o.quick ? 'tiny' : 'atelier-random'), tmp);
+        const learnModel = o.learnModel ? perfModel(o.learnModel, tmp) : model;
+        log(`model: ${model.description}`);
+        const r = await runPerfBench({
+          model,
+          learnModel,
+          quick: o.quick,
+          sections: sections as PerfSection[] | undefined,
+          steps: int('--steps', o.steps),
+          runs: int('--runs', o.runs),
+          // replicas run as `museum serve` processes of this very CLI
+          cli: path.resolve(__dirname, '..', '..', 'bin', 'museum.js'),
+          log,
+        });
+        const text = JSON.stringify({ ...r, command: `museum bench perf${o.quick ? ' --quick' : ''}${o.model ? ` --model ${o.model}` : ''}${o.only ? ` --only ${o.only}` : ''}`, date: new Date().toISOString() }, null, 2);
+        process.stdout.write(text + '\n');
+        if (o.json) fs.writeFileSync(o.json, text + '\n');
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
       }
     });
 }

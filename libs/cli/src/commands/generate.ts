@@ -3,8 +3,12 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend, encodePng, tf } from '@museum/tensor';
-import { StableDiffusionPipeline, type SamplerName } from '@museum/models';
+import { StableDiffusionPipeline, type GenerateOptions, type SamplerName } from '@museum/models';
+import { MuseumRuntime } from '@museum/museum';
 import { atelierDir } from '../paths';
+import { museumDataDir } from './start';
+import { openExistingMuseum, parseVersion } from './styles';
+import { gatewayAddress, remoteGenerateCommand } from './client';
 
 interface GenerateOpts {
   out: string;
@@ -14,6 +18,33 @@ interface GenerateOpts {
   sampler: SamplerName;
   negative?: string;
   model?: string;
+  museum?: string;
+  version?: string;
+  /** Generate through a running gateway (true: the default address). */
+  address?: string | true;
+}
+
+/**
+ * What generates: the plain pipeline, or a museum version through MuseumRuntime (with --museum or --version, or
+ * when the prompt names a `<style>` and the default museum exists).
+ */
+function openGenerator(dir: string, prompt: string, o: GenerateOpts, log: (s: string) => void): { generate(g: GenerateOptions): Promise<tf.Tensor4D>; dispose(): void } {
+  const museumDir = o.museum ?? museumDataDir();
+  const useMuseum = o.museum !== undefined || o.version !== undefined || (/<[a-z0-9-]+>/.test(prompt) && fs.existsSync(path.join(museumDir, 'HEAD')));
+  if (!useMuseum) {
+    const pipe = StableDiffusionPipeline.fromPretrained(dir);
+    return { generate: (g) => pipe.generate(g), dispose: () => pipe.dispose() };
+  }
+  const museum = openExistingMuseum(museumDir);
+  const rt = MuseumRuntime.fromPretrained(dir);
+  try {
+    const v = rt.load(museum, parseVersion(o.version));
+    log(`museum ${museum.dir} version ${v.version} (${v.manifest.styles.map((s) => s.token).join(' ') || 'no styles'})`);
+    return { generate: (g) => rt.generate(v, g), dispose: () => rt.dispose() };
+  } catch (err) {
+    rt.dispose();
+    throw err;
+  }
 }
 
 const SAMPLERS: SamplerName[] = ['ddim', 'dpmpp-2m', 'euler-a'];
@@ -33,7 +64,7 @@ export async function generateToFile(prompt: string, o: GenerateOpts, log: (s: s
   if (!fs.existsSync(path.join(dir, 'model_index.json'))) {
     throw new Error(`no model at ${dir} (model_index.json missing): run \`museum pretrain\` or pass --model DIR`);
   }
-  const pipe = StableDiffusionPipeline.fromPretrained(dir);
+  const pipe = openGenerator(dir, prompt, o, log);
   const steps = Number(o.steps);
   const bar = new SingleBar({ format: 'generate [{bar}] {value}/{total} steps', hideCursor: true }, Presets.shades_classic);
   bar.start(steps, 0);
@@ -73,10 +104,19 @@ export function registerGenerate(program: Command): void {
     .option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'ddim')
     .option('--negative <prompt>', 'negative prompt')
     .option('--model <dir>', 'a diffusers pipeline folder (default: the bundled Atelier model)')
+    .option('--museum <dir>', 'draw with a museum version: `in <style>` prompts (default folder: $MUSEUM_DIR or <repo>/museum-data)')
+    .option('--version <n>', 'the museum version (default: the latest)')
+    .option('--address [host:port]', 'generate through a running gateway instead (default 127.0.0.1:50051, as `museum start` prints, or $MUSEUM_GATEWAY_ADDR)')
     .action(async (prompt: string, o: GenerateOpts) => {
       if (!SAMPLERS.includes(o.sampler)) throw new InvalidArgumentError(`--sampler must be one of ${SAMPLERS.join(', ')}`);
       const g = Number(o.guidance);
       if (!Number.isFinite(g) || g < 0 || g > 30) throw new InvalidArgumentError('--guidance must be a number in [0, 30]');
+      if (o.address !== undefined) {
+        if (o.model !== undefined || o.museum !== undefined) throw new InvalidArgumentError('--model and --museum are for in-process generation: the services have their own');
+        const r = { prompt, out: o.out, negative: o.negative, seed: Number(o.seed), steps: Number(o.steps), guidance: g, sampler: o.sampler, museumVersion: parseVersion(o.version) };
+        await remoteGenerateCommand(gatewayAddress(o.address), r, (s) => process.stderr.write(s + '\n'));
+        return;
+      }
       await generateToFile(prompt, o, (s) => process.stderr.write(s + '\n'));
     });
 }

@@ -1,0 +1,122 @@
+/**
+ * `runContinualBench` end to end on a tiny random pipeline and tiny random instruments: 2 styles, 2 steps,
+ * one method in this process, then resumed from the work folder; a second method in a worker process.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { initBackend, tf } from '@museum/tensor';
+import { Museum } from '@museum/museum';
+import { decodePng } from '@museum/world';
+import { WorldClassifier, defaultClassifierConfig, defaultGramNet, saveInstrument } from '@museum/instruments';
+import { continualGalleryPng, formatContinualTable, heldOutJobs, runContinualBench, type ContinualBenchOptions, type ContinualEvent } from '../src/continual';
+import { writeTinyInstruments, writeTinyPipeline } from './continual_tiny';
+
+let tmp: string;
+let opts: ContinualBenchOptions;
+
+beforeAll(async () => {
+  await initBackend({ log: () => {} });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-continual-'));
+  writeTinyPipeline(path.join(tmp, 'model'));
+  const inst = writeTinyInstruments(path.join(tmp, 'instruments'));
+  // a held-out accuracy in the style instrument's record, as the shipped ones carry
+  const style = new WorldClassifier(defaultClassifierConfig('style', { sample_size: 16, block_out_channels: [4, 8], strides: [2, 2], norm_num_groups: 4, init_seed: 3 }));
+  style.record = { heldout: { accuracy: 0.625 } } as never;
+  saveInstrument(inst, style);
+  style.dispose();
+  opts = {
+    modelDir: path.join(tmp, 'model'),
+    instrumentsDir: inst,
+    workDir: path.join(tmp, 'work'),
+    methods: ['museummaker'],
+    styles: ['stripes', 'pointillism'],
+    steps: 2,
+    learn: { batchSize: 2, featRegBatch: 1, rank: 2, alpha: 2, warmup: 1 },
+    samplerSteps: 2,
+    seeds: [1],
+    coloursPerShape: 1,
+    baseColoursPerShape: 1,
+    gramReferences: 2,
+    batch: 8,
+  };
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const unit = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
+
+test('learns 2 styles, judges every (task, style) cell and writes the report of BENCHMARK.md; a rerun resumes', async () => {
+  defaultGramNet(); // the fixed Gram extractor lives for the process
+  const before = tf.memory().numTensors;
+  const events: ContinualEvent[] = [];
+  const r = await runContinualBench({ ...opts, onEvent: (e) => events.push(e) });
+  expect(tf.memory().numTensors).toBe(before);
+
+  expect(Object.keys(r).sort()).toEqual(['config', 'instruments', 'methods']);
+  expect(r.instruments).toEqual({ style_acc: 0.625, shape_acc: null });
+  const m = r.methods.museummaker;
+  for (const k of ['A', 'F', 'P', 'content_heldout', 'base_before', 'base_after', 'S', 'C', 'train_seconds_per_style', 'bytes_per_style']) expect(m).toHaveProperty(k);
+  expect(m.S.map((row) => row.length)).toEqual([1, 2]);
+  expect(m.C.map((row) => row.length)).toEqual([1, 2]);
+  expect(m.G.map((row) => row.length)).toEqual([1, 2]);
+  for (const v of [...m.S.flat(), ...m.C.flat(), m.A, m.P, m.content_heldout, m.base_before, m.base_after]) expect(unit(v)).toBe(true);
+  expect(Math.abs(m.F!)).toBeLessThanOrEqual(1);
+  // S and C are shares of the 8 images per cell (8 shapes × 1 colour × 1 seed)
+  expect(heldOutJobs('stripes', r.config)).toHaveLength(8);
+  for (const v of [...m.S.flat(), ...m.C.flat()]) expect(Number.isInteger(v * 8)).toBe(true);
+  expect(m.A).toBeCloseTo((m.S[1][0] + m.S[1][1]) / 2, 12);
+  expect(m.P).toBeCloseTo((m.S[0][0] + m.S[1][1]) / 2, 12);
+  expect(m.F).toBeCloseTo(m.S[0][0] - m.S[1][0], 12);
+  expect(m.gram_final.every((g) => g > 0 && g <= 2)).toBe(true);
+
+  // costs come from the museum's files and manifests
+  const museum = Museum.open(path.join(r.config.work_dir, 'methods', 'museummaker', 'museum'));
+  expect(museum.latestVersion()).toBe(2);
+  const v2 = museum.manifest(2);
+  expect(m.bytes_by_version[1]).toBe(v2.lora!.bytes + v2.tokens!.bytes);
+  expect(m.bytes_per_style).toBe(m.bytes_by_version[1] / 2);
+  expect(m.train_seconds).toEqual(v2.styles.map((s) => s.trainSeconds));
+  expect(m.train_seconds_per_style).toBeGreaterThan(0);
+  expect(r.config).toMatchObject({ styles: ['stripes', 'pointillism'], methods: ['museummaker'], sampler: 'ddim', sampler_steps: 2, learn: { steps: 2 } });
+  expect(events.some((e) => e.job === 'museummaker' && e.phase === 'learn' && e.task === 2)).toBe(true);
+  expect(events.some((e) => e.job === 'base' && e.phase === 'done')).toBe(true);
+
+  expect(formatContinualTable(r)).toMatch(/museummaker\s+\d\.\d{3}/);
+  const png = decodePng(continualGalleryPng(r.config.work_dir, r));
+  expect(png.width).toBeGreaterThan(2 * 64);
+  expect(png.height).toBeGreaterThan(2 * 64);
+
+  // a rerun reads the checkpoints: same numbers, no learning, no new versions
+  const again: ContinualEvent[] = [];
+  const r2 = await runContinualBench({ ...opts, onEvent: (e) => again.push(e) });
+  expect(r2.methods).toEqual(r.methods);
+  expect(again.map((e) => e.phase)).toEqual(['cached', 'cached']);
+  expect(museum.latestVersion()).toBe(2);
+
+  // interrupted after learning task 2 but before judging it: the rerun judges row 2 again and learns nothing
+  const mdir = path.join(r.config.work_dir, 'methods', 'museummaker');
+  fs.rmSync(path.join(mdir, 'result.json'));
+  const rows = JSON.parse(fs.readFileSync(path.join(mdir, 'rows.json'), 'utf8'));
+  fs.writeFileSync(path.join(mdir, 'rows.json'), JSON.stringify(rows.slice(0, 1)));
+  const resumed: ContinualEvent[] = [];
+  const r3 = await runContinualBench({ ...opts, onEvent: (e) => resumed.push(e) });
+  expect(resumed.some((e) => e.phase === 'learn')).toBe(false);
+  expect(resumed.some((e) => e.phase === 'eval' && e.task === 2)).toBe(true);
+  expect(resumed.some((e) => e.phase === 'eval' && e.task === 1)).toBe(false);
+  expect(r3.methods.museummaker.S).toEqual(m.S);
+  expect(r3.methods.museummaker.C).toEqual(m.C);
+  expect(museum.latestVersion()).toBe(2);
+
+  // another protocol in the same folder is refused, not mixed in
+  await expect(runContinualBench({ ...opts, steps: 3 })).rejects.toThrow(/another protocol \(differs in: learn\)/);
+});
+
+test('a second method in a worker process (--workers 2) reuses the shared base measurement', async () => {
+  const r = await runContinualBench({ ...opts, methods: ['museummaker', 'textual-inversion'], workers: 2 });
+  const ti = r.methods['textual-inversion'];
+  expect(ti.S.map((row) => row.length)).toEqual([1, 2]);
+  expect(ti.base_before).toBe(r.methods.museummaker.base_before);
+  // textual inversion stores token rows only: a few hundred bytes per style, far below the LoRA's
+  expect(ti.bytes_per_style).toBeLessThan(r.methods.museummaker.bytes_per_style);
+  expect(fs.existsSync(path.join(r.config.work_dir, 'methods', 'textual-inversion', 'cells', 't2-pointillism.png'))).toBe(true);
+}, 90000);
