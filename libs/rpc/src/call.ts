@@ -29,7 +29,8 @@ export function msUntilDeadline(call: { getDeadline(): grpc.Deadline }): number 
 
 export function callSignal(call: AnyServerCall): CallSignal {
   const ctl = new AbortController();
-  const onCancel = () => ctl.abort(abortError('the call was cancelled by the client'));
+  // a client whose deadline passed cancels too, maybe before our own timer fires: name the deadline then
+  const onCancel = () => ctl.abort(abortError(msUntilDeadline(call) <= 0 ? 'deadline exceeded' : 'the call was cancelled by the client'));
   if (call.cancelled) onCancel();
   call.on('cancelled', onCancel);
   let timer: NodeJS.Timeout | null = null;

@@ -1,10 +1,12 @@
 /**
  * Client-side helpers: insecure loopback/cluster channels with the same message-size limits as the
  * servers, promise-returning unary calls and async-iterable server streams that honour a deadline
- * and an AbortSignal (cancelling the call on abort).
+ * and an AbortSignal (cancelling the call on abort). Clients made with `clientOptions()` carry the
+ * caller's trace context to the server.
  */
 import * as grpc from '@grpc/grpc-js';
 import { abortError } from './call';
+import { tracingInterceptor } from './tracing';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
@@ -13,9 +15,10 @@ export interface ChannelOptions {
   maxSendMessageLength?: number;
 }
 
-/** grpc-js channel options for a client. */
-export function clientOptions(o: ChannelOptions = {}): grpc.ChannelOptions {
+/** grpc-js options for a client: message limits, no retries, and trace-context propagation (a no-op while tracing is off). */
+export function clientOptions(o: ChannelOptions = {}): grpc.ClientOptions {
   return {
+    interceptors: [tracingInterceptor],
     'grpc.max_receive_message_length': o.maxReceiveMessageLength ?? DEFAULT_MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': o.maxSendMessageLength ?? DEFAULT_MAX_MESSAGE_BYTES,
     // Fail fast when a stage is down instead of queueing until the deadline.

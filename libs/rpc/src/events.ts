@@ -3,9 +3,11 @@
  * `museum.>`) so that a replica started later replays every event from the start of the stream and
  * catches up; publishing sets the JetStream message id, so a retried publish is stored once.
  * Without NATS, an in-process bus with the same semantics (retained log, de-duplication by id,
- * replay on subscribe) connects the services of one process.
+ * replay on subscribe) connects the services of one process. Both carry message headers (the
+ * trace context travels in them).
  */
 import { connect } from '@nats-io/transport-node';
+import { headers as natsHeaders } from '@nats-io/nats-core';
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
@@ -16,6 +18,14 @@ export interface BusMessage {
   /** Position in the stream (1-based). */
   seq: number;
   msgId?: string;
+  /** Headers the publisher set (e.g. W3C `traceparent`). */
+  headers?: Record<string, string>;
+}
+
+export interface BusPublishOptions {
+  /** De-duplication id: a second publish with the same id stores nothing. */
+  msgId?: string;
+  headers?: Record<string, string>;
 }
 
 export type BusHandler = (msg: BusMessage) => void | Promise<void>;
@@ -34,7 +44,7 @@ export interface EventBus {
   readonly kind: 'nats' | 'in-process';
   /** For logs: where events go. */
   readonly description: string;
-  publish(subject: string, data: Uint8Array | string, options?: { msgId?: string }): Promise<PublishResult>;
+  publish(subject: string, data: Uint8Array | string, options?: BusPublishOptions): Promise<PublishResult>;
   /** Every message of `subject` from the start of the stream, then new ones, in order; one handler call at a time. */
   subscribe(subject: string, handler: BusHandler): Promise<BusSubscription>;
   close(): Promise<void>;
@@ -61,12 +71,12 @@ export class InProcessEventBus implements EventBus {
 
   constructor(private readonly onError: (err: unknown) => void = () => {}) {}
 
-  async publish(subject: string, data: Uint8Array | string, options: { msgId?: string } = {}): Promise<PublishResult> {
+  async publish(subject: string, data: Uint8Array | string, options: BusPublishOptions = {}): Promise<PublishResult> {
     if (options.msgId !== undefined) {
       const seq = this.ids.get(options.msgId);
       if (seq !== undefined) return { seq, duplicate: true };
     }
-    const msg: BusMessage = { subject, data: asBytes(data), seq: this.log.length + 1, msgId: options.msgId };
+    const msg: BusMessage = { subject, data: asBytes(data), seq: this.log.length + 1, msgId: options.msgId, headers: options.headers && { ...options.headers } };
     this.log.push(msg);
     if (options.msgId !== undefined) this.ids.set(options.msgId, msg.seq);
     for (const s of this.subs) if (subjectMatches(s.subject, subject)) void s.deliver(msg);
@@ -145,8 +155,13 @@ export class NatsEventBus implements EventBus {
     }
   }
 
-  async publish(subject: string, data: Uint8Array | string, options: { msgId?: string } = {}): Promise<PublishResult> {
-    const ack = await this.js.publish(subject, asBytes(data), options.msgId ? { msgID: options.msgId } : undefined);
+  async publish(subject: string, data: Uint8Array | string, options: BusPublishOptions = {}): Promise<PublishResult> {
+    let headers;
+    if (options.headers && Object.keys(options.headers).length > 0) {
+      headers = natsHeaders();
+      for (const [k, v] of Object.entries(options.headers)) headers.set(k, v);
+    }
+    const ack = await this.js.publish(subject, asBytes(data), { ...(options.msgId ? { msgID: options.msgId } : {}), ...(headers ? { headers } : {}) });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
@@ -159,7 +174,7 @@ export class NatsEventBus implements EventBus {
     void (async () => {
       try {
         for await (const m of messages) {
-          await deliver({ subject: m.subject, data: m.data, seq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') || undefined });
+          await deliver({ subject: m.subject, data: m.data, seq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') || undefined, headers: headerRecord(m.headers) });
         }
       } catch (err) {
         this.onError(err);
@@ -183,6 +198,14 @@ export class NatsEventBus implements EventBus {
     this.subs.clear();
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/** NATS headers as a record (first value of each key; none -> undefined). */
+function headerRecord(h: { keys(): string[]; get(k: string): string } | undefined): Record<string, string> | undefined {
+  if (!h) return undefined;
+  const out: Record<string, string> = {};
+  for (const k of h.keys()) out[k] = h.get(k);
+  return out;
 }
 
 export interface EventBusFromEnvOptions {

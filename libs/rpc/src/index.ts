@@ -13,3 +13,4 @@ export * from './versions';
 export * from './handlers';
 export * from './model-folder';
 export * from './testing';
+export * from './tracing';

@@ -1,10 +1,12 @@
 /**
  * The typed events of the museum on top of an EventBus: `museum.styles.learned` carries a
  * museum.v1.StyleLearnedEvent as proto3 JSON (readable with `nats sub`), with message id
- * `museum-version-<n>` so that publishing a version twice stores it once.
+ * `museum-version-<n>` so that publishing a version twice stores it once. The publisher's trace
+ * context rides in the message headers: each consumer's handling is a child of the publish span.
  */
 import { museum } from '@museum/proto';
 import type { BusSubscription, EventBus, PublishResult } from './events';
+import { SpanKind, extractHeaders, inSpan, injectHeaders } from './tracing';
 
 export type StyleLearnedEvent = museum.v1.StyleLearnedEvent;
 
@@ -23,9 +25,21 @@ export function styleLearnedMsgId(version: number): string {
   return `museum-version-${version}`;
 }
 
+function eventAttributes(subject: string, event: StyleLearnedEvent) {
+  return { 'messaging.system': 'nats', 'messaging.destination.name': subject, 'museum.version': event.museumVersion, 'museum.style': event.style };
+}
+
 export function publishStyleLearned(bus: EventBus, event: StyleLearnedEvent, subjects: MuseumSubjects = museumSubjects()): Promise<PublishResult> {
   const json = JSON.stringify(museum.v1.StyleLearnedEvent.toJSON(event));
-  return bus.publish(subjects.stylesLearned, json, { msgId: styleLearnedMsgId(event.museumVersion) });
+  const subject = subjects.stylesLearned;
+  return inSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER, attributes: eventAttributes(subject, event) }, () =>
+    bus.publish(subject, json, { msgId: styleLearnedMsgId(event.museumVersion), headers: injectHeaders() }),
+  );
+}
+
+export interface SubscribeOptions {
+  /** Who consumes (span attribute `messaging.consumer.group.name`, e.g. `denoiser`). */
+  consumer?: string;
 }
 
 /** Every style-learned event from the start of the stream, then new ones; malformed payloads are reported and skipped. */
@@ -34,6 +48,7 @@ export function subscribeStyleLearned(
   handler: (event: StyleLearnedEvent) => void | Promise<void>,
   subjects: MuseumSubjects = museumSubjects(),
   onBadMessage: (err: unknown) => void = () => {},
+  options: SubscribeOptions = {},
 ): Promise<BusSubscription> {
   const decoder = new TextDecoder();
   return bus.subscribe(subjects.stylesLearned, async (msg) => {
@@ -44,6 +59,15 @@ export function subscribeStyleLearned(
       onBadMessage(err);
       return;
     }
-    await handler(event);
+    const subject = subjects.stylesLearned;
+    await inSpan(
+      `process ${subject}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: extractHeaders(msg.headers),
+        attributes: { ...eventAttributes(subject, event), ...(options.consumer ? { 'messaging.consumer.group.name': options.consumer } : {}) },
+      },
+      async () => handler(event),
+    );
   });
 }

@@ -14,6 +14,7 @@ import {
   checkVersion,
   invalidArgument,
   samplerName,
+  setSpanAttributes,
   type GenerationLimits,
   type VersionCache,
 } from '@museum/rpc';
@@ -101,6 +102,7 @@ export async function denoise(
     negative?.dispose();
     throw err;
   }
+  setSpanAttributes({ 'museum.version': pinned.version, 'museum.steps': steps, 'museum.sampler': sampler, 'museum.images': embeddings.shape[0] });
   try {
     const b = embeddings.shape[0];
     const { latents, sharedSteps } = await deps.batcher().submit({
@@ -119,6 +121,7 @@ export async function denoise(
         write({ event: { $case: 'progress', value: { step, total, timestep, preview } } });
       },
     });
+    setSpanAttributes({ 'museum.shared_steps': sharedSteps });
     try {
       write({ event: { $case: 'result', value: { latents: tensorToProto(latents), museumVersion: pinned.version, sharedSteps } } });
     } finally {

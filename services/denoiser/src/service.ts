@@ -116,6 +116,7 @@ export class DenoiserServer extends ManagedService {
         },
         ev.subjects ?? museumSubjects(),
         (err) => this.log(`denoiser: bad event: ${String(err)}`),
+        { consumer: 'denoiser' },
       );
     }
     const every = this.options.versionPollMs;

@@ -14,6 +14,7 @@ import {
   invalidArgument,
   samplerName,
   serverStream,
+  setSpanAttributes,
   throwIfAborted,
   unary,
   type GenerationLimits,
@@ -145,5 +146,6 @@ export async function generateOne(plan: GenerationPlan, ctx: GenerateContext, em
     throw stageError('VAE decoder', stages.addresses.vaeDecoder, err);
   }
   if (dec.png.length !== 1) throw new Error(`the VAE decoder returned ${dec.png.length} images for 1`);
+  setSpanAttributes({ 'museum.version': version, 'museum.steps': plan.steps });
   emit({ $case: 'image', value: { png: dec.png[0], width: dec.width, height: dec.height, seed: plan.seed, museumVersion: version } });
 }

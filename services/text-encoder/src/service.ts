@@ -87,6 +87,7 @@ export class TextEncoderServer extends ManagedService {
         },
         ev.subjects ?? museumSubjects(),
         (err) => this.log(`text-encoder: bad event: ${String(err)}`),
+        { consumer: 'text-encoder' },
       );
     }
     const every = this.options.versionPollMs;

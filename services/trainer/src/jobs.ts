@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { museum } from '@museum/proto';
+import { captureContext, inSpan, type TraceContext } from '@museum/rpc';
 
 export type JobStatus = museum.v1.JobStatus;
 export const JobState = museum.v1.JobState;
@@ -21,6 +22,8 @@ export interface Job {
   readonly spec: JobSpec;
   readonly status: JobStatus;
   readonly abort: AbortController;
+  /** The trace context of the LearnStyle call: the job's span is its child. */
+  readonly trace: TraceContext;
 }
 
 const FINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
@@ -57,6 +60,7 @@ export class JobQueue {
     const job: Job = {
       spec,
       abort: new AbortController(),
+      trace: captureContext(),
       status: { jobId: id, style: spec.style, state: JobState.JOB_STATE_QUEUED, step: 0, totalSteps: spec.steps ?? 0, loss: 0, museumVersion: 0, error: '' },
     };
     this.jobs.set(id, job);
@@ -122,7 +126,12 @@ export class JobQueue {
       this.running = job;
       this.update(job, { state: JobState.JOB_STATE_RUNNING });
       try {
-        const version = await this.runner(job, (patch) => this.update(job!, patch));
+        const j = job;
+        const version = await inSpan('trainer.job', { parent: j.trace, attributes: { 'museum.job_id': j.status.jobId, 'museum.style': j.spec.style } }, async (span) => {
+          const v = await this.runner(j, (patch) => this.update(j, patch));
+          span.setAttributes({ 'museum.version': v, 'museum.steps': j.status.step });
+          return v;
+        });
         this.update(job, { state: JobState.JOB_STATE_SUCCEEDED, museumVersion: version });
       } catch (err) {
         const cancelled = job.abort.signal.aborted || (err instanceof Error && err.name === 'AbortError');

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { initTracingFromEnv } from '@museum/rpc';
 import { SERVICE_NAMES, addCommonOptions, buildService, openWiring, stopOnSignals, type CommonOpts, type ServiceName } from './start';
 
 export interface ServeOpts extends CommonOpts {
@@ -31,11 +32,15 @@ export async function serveOne(o: ServeOpts, log: (msg: string) => void, env: No
   }
   const w = await openWiring(o, log, env, name !== 'gateway');
   const svc = buildService(name, port, w, stages);
+  // OTLP traces and metrics when OTEL_EXPORTER_OTLP_ENDPOINT is set
+  const telemetry = initTracingFromEnv({ serviceName: `museum-${name}`, env });
+  log(telemetry.description);
   let bound: number;
   try {
     bound = await svc.start();
   } catch (err) {
     await w.bus.close();
+    await telemetry.shutdown();
     throw err;
   }
   const address = w.host.includes(':') ? `[${w.host}]:${bound}` : `${w.host}:${bound}`;
@@ -45,6 +50,7 @@ export async function serveOne(o: ServeOpts, log: (msg: string) => void, env: No
     stop: async () => {
       await svc.stop();
       await w.bus.close();
+      await telemetry.shutdown();
     },
   };
 }

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { Museum } from '@museum/museum';
-import { DEFAULT_MAX_MESSAGE_BYTES, eventBusFromEnv, museumSubjects, type EventBus, type ManagedService } from '@museum/rpc';
+import { DEFAULT_MAX_MESSAGE_BYTES, eventBusFromEnv, initTracingFromEnv, museumSubjects, type EventBus, type ManagedService } from '@museum/rpc';
 import { TextEncoderServer, museumTokenSource } from '@museum/text-encoder';
 import { DenoiserServer, museumLoraSource } from '@museum/denoiser';
 import { VaeDecoderServer } from '@museum/vae-decoder';
@@ -112,6 +112,9 @@ export async function startAll(o: StartOpts, log: (msg: string) => void, env: No
   const base = Number(o.portBase);
   if (!Number.isInteger(base) || base < 0 || base > 65535 - 4) throw new InvalidArgumentError('--port-base must be 0 (OS-assigned ports) or a port number');
   const w = await openWiring(o, log, env);
+  // OTLP traces and metrics when OTEL_EXPORTER_OTLP_ENDPOINT is set (one resource for the whole process)
+  const telemetry = initTracingFromEnv({ serviceName: 'museum', env });
+  log(telemetry.description);
   // in one process the in-process bus reaches every service: no need to poll the museum
   w.versionPollMs = 0;
   const portOf = (n: ServiceName) => (base === 0 ? 0 : base + PORT_OFFSET[n]);
@@ -130,6 +133,7 @@ export async function startAll(o: StartOpts, log: (msg: string) => void, env: No
   } catch (err) {
     await Promise.all([...services.values()].map((s) => s.stop(1000).catch(() => {})));
     await w.bus.close();
+    await telemetry.shutdown();
     throw err;
   }
   let stopping: Promise<void> | null = null;
@@ -144,6 +148,7 @@ export async function startAll(o: StartOpts, log: (msg: string) => void, env: No
           await services.get('gateway')?.stop();
           await Promise.all([...services.entries()].filter(([n]) => n !== 'gateway').map(([, s]) => s.stop()));
           await w.bus.close();
+          await telemetry.shutdown();
         })();
       }
       return stopping;
