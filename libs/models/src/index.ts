@@ -16,3 +16,4 @@ export * from './unet';
 export * from './vae';
 export * from './lora';
 export * from './pipelines';
+export * from './bench/flops';

@@ -111,8 +111,21 @@ export class GEGLU extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const [h, gate] = tf.split(this.proj.forward(x), 2, -1);
-      return tf.mul(h, gelu(gate));
+      const p = this.proj;
+      const tokens = x.size / p.inFeatures;
+      if (p.lora || tokens <= p.inFeatures) {
+        const [h, gate] = tf.split(p.forward(x), 2, -1);
+        return tf.mul(h, gelu(gate));
+      }
+      // Many tokens (high-resolution maps): splitting the [tokens, 2·out] product copies more than splitting the
+      // [in, 2·out] weight does, so multiply by each half of the weight instead (the same numbers).
+      const n = this.dimOut;
+      const x2 = tf.reshape(x, [-1, p.inFeatures]) as tf.Tensor2D;
+      const half = (i: number) => {
+        const y = tf.matMul(x2, tf.slice(p.weight.value, [0, i * n], [p.inFeatures, n]) as tf.Tensor2D);
+        return p.bias ? tf.add(y, tf.slice(p.bias.value, [i * n], [n])) : y;
+      };
+      return tf.reshape(tf.mul(half(0), gelu(half(1))), [...x.shape.slice(0, -1), n]);
     });
   }
 }

@@ -121,9 +121,17 @@ export class GroupNorm extends Module {
       const [n, h, w, c] = x.shape;
       const g = this.numGroups;
       const grouped = tf.reshape(x, [n, h * w, g, c / g]);
-      const { mean, variance } = tf.moments(grouped, [1, 3], true);
-      const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps))), [n, h, w, c]);
-      return tf.add(tf.mul(normed, this.weight.value), this.bias.value);
+      // Statistics over each group made contiguous ([n, g, h·w·c/g]): one explicit transpose, where moments over
+      // axes [1, 3] would transpose inside each of its two means.
+      const m = tf.moments(tf.reshape(tf.transpose(grouped, [0, 2, 1, 3]), [n, g, -1]), 2, true);
+      const mean = tf.reshape(m.mean, [n, 1, g, 1]);
+      const variance = tf.reshape(m.variance, [n, 1, g, 1]);
+      // (x − mean)·rstd·weight + bias = x·scale + shift, with scale and shift per sample and channel: two passes
+      // over the full map instead of four.
+      const perChannel = (p: Parameter) => tf.reshape(p.value, [1, 1, g, c / g]);
+      const scale = tf.mul(tf.rsqrt(tf.add(variance, this.eps)), perChannel(this.weight));
+      const shift = tf.sub(perChannel(this.bias), tf.mul(mean, scale));
+      return tf.reshape(tf.add(tf.mul(grouped, scale), shift), [n, h, w, c]);
     });
   }
 }
