@@ -1,4 +1,4 @@
-import { tf } from '@museum/tensor';
+import { tf, setWasmConvWeightCache, setWasmMatMulWeightCache } from '@museum/tensor';
 import type { Module } from '../nn/module';
 import type { Tokenizer } from '../tokenizers/tokenizer';
 import { NoiseScheduler } from '../schedulers/base';
@@ -56,6 +56,9 @@ export const SD_SCHEDULER_CONFIG: Readonly<SchedulerConfigInput> = Object.freeze
 });
 
 /** Thrown when a generation is cancelled through its AbortSignal (name 'AbortError', as DOM aborts). */
+/** Float32 weight bytes above which the wasm weight-pack caches are turned off. */
+export const LARGE_MODEL_BYTES = 1.5 * 2 ** 30;
+
 export class AbortError extends Error {
   readonly code = 'ABORT_ERR';
   constructor(message = 'generation aborted') {
@@ -147,6 +150,12 @@ export class StableDiffusionPipeline {
   /** Load a diffusers pipeline folder (model_index.json + parts). */
   static fromPretrained(dir: string, options: Pick<LoadModelFolderOptions, 'strict'> = {}): StableDiffusionPipeline {
     const f = loadPipelineFolder(dir, options);
+    // wasm addresses 4 GiB: a Stable-Diffusion-sized model cannot also keep XNNPACK's packed weight copies.
+    const params = [f.unet, f.vae, f.textEncoder].reduce((n, m) => n + m.parameterCount(), 0);
+    if (params * 4 > LARGE_MODEL_BYTES) {
+      setWasmMatMulWeightCache(false);
+      setWasmConvWeightCache(false);
+    }
     return new StableDiffusionPipeline({
       tokenizer: f.tokenizer,
       textEncoder: f.textEncoder as unknown as PromptEncoder,
