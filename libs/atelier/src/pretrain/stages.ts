@@ -49,7 +49,9 @@ function imagesTensor(batch: Batch): tf.Tensor4D {
   return tf.tensor4d(batch.images, [batch.count, ATELIER_IMAGE_SIZE, ATELIER_IMAGE_SIZE, 3]);
 }
 
-export function vaeStage(models: AtelierModels, klWeight = 2e-4): Stage {
+// KL weight per latent element relative to the per-pixel reconstruction: Stable Diffusion's 1e-6 on sums is
+// ~1e-7 here; 1e-6 keeps latents near unit scale without the blur a strong KL causes (2e-4 did).
+export function vaeStage(models: AtelierModels, klWeight = 1e-6): Stage {
   return {
     name: 'vae',
     modules: { vae: models.vae },
