@@ -5,7 +5,7 @@ const path = require('path');
 module.exports = {
   testEnvironment: 'node',
   // Only folders that exist (a fresh clone has no empty folders).
-  roots: ['libs', 'services', 'loadtests'].filter((d) => fs.existsSync(path.join(__dirname, d))).map((d) => `<rootDir>/${d}`),
+  roots: ['libs', 'services', 'loadtests', 'deploy'].filter((d) => fs.existsSync(path.join(__dirname, d))).map((d) => `<rootDir>/${d}`),
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }] },
   // libs first, then services (a service package is @museum/<folder under services/>)

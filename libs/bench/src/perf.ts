@@ -396,6 +396,27 @@ async function unetMatmulShare(model: PerfModel, s: Settings, quick: boolean, lo
       const times = Array.from({ length: runs }, forward);
       const wall = median(times.map((x) => x.wall));
       const cpu = median(times.map((x) => x.cpu));
+      // the same forward at the batch the batcher builds at concurrency 8 (8 guided requests = 16 rows):
+      // the most dynamic batching can gain is this per-row speed-up
+      const rows = 2 * s.concurrency;
+      const sampleB = tf.tile(sample, [s.concurrency, 1, 1, 1]);
+      const ctxB = tf.tile(ctx, [s.concurrency, 1, 1]);
+      const tB = tf.fill([rows], 500, 'int32');
+      const forwardB = (): Timed => {
+        const c0 = selfCpuSeconds();
+        const out = unet.forward(sampleB, tB, ctxB);
+        out.dataSync();
+        const r = { wall: 0, cpu: selfCpuSeconds() - c0 };
+        out.dispose();
+        return r;
+      };
+      let cpuBatched: number;
+      try {
+        forwardB();
+        cpuBatched = median(Array.from({ length: quick ? 2 : 3 }, forwardB).map((x) => x.cpu));
+      } finally {
+        tf.dispose([sampleB, ctxB, tB]);
+      }
       const matmul = measureMatmulGflops({ size: 1024, runs: quick ? 3 : 7 });
       const matmulCpu = matmulGflopsCpu(quick ? 3 : 7);
       const flops = count ? count(unet, { batch: 2, height: latent, width: latent, textLength: ctx.shape[1] }).total : null;
@@ -412,6 +433,12 @@ async function unetMatmulShare(model: PerfModel, s: Settings, quick: boolean, lo
         unet_gflops_cpu: round(flops / cpu / 1e9, 2),
         matmul_gflops_cpu: round(matmulCpu, 2),
         gflop_per_forward: round(flops / 1e9, 4),
+        batched_forward: {
+          rows,
+          cpu_seconds: round(cpuBatched, 4),
+          gflops_cpu: round((flops * s.concurrency) / cpuBatched / 1e9, 2),
+          per_row_speedup_over_batch_2: round(cpu / 2 / (cpuBatched / rows)),
+        },
         forward_median_s: round(wall, 4),
         input: { batch: 2, latent: [latent, latent, unet.config.in_channels], context: ctx.shape.slice(1) },
         how: 'analytic FLOPs (countUNetFlops of the model benchmark: convs, linears and the attention products) of one CFG-batched UNet forward ÷ its median wall time, ÷ the median GFLOP/s of a 1024³ float32 matMul (measureMatmulGflops) on the same backend; value_cpu: the same in process CPU time (what the figure would be on an otherwise idle core)',
@@ -429,28 +456,48 @@ async function unetMatmulShare(model: PerfModel, s: Settings, quick: boolean, lo
 
 async function learnByImages(model: PerfModel, counts: number[], steps: number, log: (m: string) => void): Promise<Record<string, unknown>> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'museum-perf-learn-'));
-  const rows: Record<string, { seconds: number; train_seconds: number; prepare_seconds: number; seconds_per_step: number }> = {};
+  type Row = { seconds: number; cpu_seconds: number; prepare_seconds: number; train_loop_seconds: number; commit_seconds: number; seconds_per_step: number };
+  const rows: Record<string, Row> = {};
   try {
     const all = await stylePngs(Math.max(...counts), model.imageSize);
     // warm-up: the first run of a process pays for kernel set-up, which is no image's cost
     await learnStyle(Museum.openOrCreate(path.join(tmp, 'museum-warmup'), { baseModelDir: model.dir }), 'perf-warmup', all.slice(0, 1), { steps: 1, seed: 1, warmup: 0 });
     for (const n of counts) {
       const store = Museum.openOrCreate(path.join(tmp, `museum-${n}`), { baseModelDir: model.dir });
+      let tCommit = NaN;
+      const c0 = selfCpuSeconds();
       const t0 = performance.now();
-      const r = await learnStyle(store, `perf-${n}`, all.slice(0, n), { steps, seed: 1, warmup: 0 });
-      const seconds = (performance.now() - t0) / 1000;
-      rows[String(n)] = { seconds: round(seconds), train_seconds: round(r.trainSeconds), prepare_seconds: round(seconds - r.trainSeconds), seconds_per_step: round(r.secondsPerStep) };
-      log(`learn: ${n} images, ${steps} steps: ${seconds.toFixed(2)} s (${r.secondsPerStep.toFixed(3)} s/step)`);
+      const r = await learnStyle(store, `perf-${n}`, all.slice(0, n), {
+        steps,
+        seed: 1,
+        warmup: 0,
+        onProgress: (p) => {
+          if (p.phase === 'commit' && Number.isNaN(tCommit)) tCommit = performance.now();
+        },
+      });
+      const t1 = performance.now();
+      const loop = r.secondsPerStep * steps;
+      rows[String(n)] = {
+        seconds: round((t1 - t0) / 1000),
+        cpu_seconds: round(selfCpuSeconds() - c0),
+        // loading the models, encoding the images with the VAE, the new token, the regularizers' constants
+        prepare_seconds: round((tCommit - t0) / 1000 - loop),
+        train_loop_seconds: round(loop),
+        commit_seconds: round((t1 - tCommit) / 1000),
+        seconds_per_step: round(r.secondsPerStep),
+      };
+      log(`learn: ${n} images, ${steps} steps: ${((t1 - t0) / 1000).toFixed(2)} s (prepare ${rows[String(n)].prepare_seconds} s, ${r.secondsPerStep.toFixed(3)} s/step)`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  // least-squares slope of the total seconds over the image count
-  const xs = counts;
-  const ys = counts.map((n) => rows[String(n)].seconds);
-  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-  const slope = xs.reduce((a, x, i) => a + (x - mx) * (ys[i] - my), 0) / Math.max(1e-12, xs.reduce((a, x) => a + (x - mx) ** 2, 0));
+  /** Least-squares slope of a row field over the image count. */
+  const slope = (field: keyof Row) => {
+    const ys = counts.map((n) => rows[String(n)][field]);
+    const mx = counts.reduce((a, b) => a + b, 0) / counts.length;
+    const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+    return counts.reduce((a, x, i) => a + (x - mx) * (ys[i] - my), 0) / Math.max(1e-12, counts.reduce((a, x) => a + (x - mx) ** 2, 0));
+  };
   const first = rows[String(counts[0])];
   const last = rows[String(counts[counts.length - 1])];
   return {
@@ -458,8 +505,10 @@ async function learnByImages(model: PerfModel, counts: number[], steps: number, 
     steps,
     seconds_per_step: round(median(counts.map((n) => rows[String(n)].seconds_per_step))),
     growth_last_over_first: round(last.seconds / first.seconds),
-    seconds_per_extra_image: round(slope),
-    how: 'learnStyle on a fresh museum per image count (the first style: MuseumMaker defaults, batch 4, LoRA rank 8) with a short step budget; seconds include loading the models and encoding the images; seconds_per_step is the training loop alone. A full run is steps × seconds_per_step + the preparation',
+    growth_last_over_first_cpu: round(last.cpu_seconds / first.cpu_seconds),
+    prepare_seconds_per_extra_image: round(slope('prepare_seconds'), 4),
+    seconds_per_step_per_extra_image: round(slope('seconds_per_step'), 4),
+    how: 'learnStyle on a fresh museum per image count (the first style: MuseumMaker defaults, batch 4, LoRA rank 8, no warm-up) with a short step budget, after one untimed warm-up run. The per-image work is the preparation (VAE-encoding the images, style statistics); a step draws a batch of 4 whatever the count. A full run costs prepare + steps × seconds_per_step + commit',
   };
 }
 
