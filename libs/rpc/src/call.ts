@@ -19,6 +19,9 @@ export interface CallSignal {
 
 type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
+/** A client cancel this close to the deadline is the client's deadline firing first. */
+const DEADLINE_SLACK_MS = 250;
+
 /** Milliseconds until the call's deadline (Infinity when it has none). */
 export function msUntilDeadline(call: { getDeadline(): grpc.Deadline }): number {
   const d = call.getDeadline();
@@ -30,7 +33,8 @@ export function msUntilDeadline(call: { getDeadline(): grpc.Deadline }): number 
 export function callSignal(call: AnyServerCall): CallSignal {
   const ctl = new AbortController();
   // a client whose deadline passed cancels too, maybe before our own timer fires: name the deadline then
-  const onCancel = () => ctl.abort(abortError(msUntilDeadline(call) <= 0 ? 'deadline exceeded' : 'the call was cancelled by the client'));
+  // The server's deadline is the client's plus the request's transit, so allow slack for it (more under load).
+  const onCancel = () => ctl.abort(abortError(msUntilDeadline(call) <= DEADLINE_SLACK_MS ? 'deadline exceeded' : 'the call was cancelled by the client'));
   if (call.cancelled) onCancel();
   call.on('cancelled', onCancel);
   let timer: NodeJS.Timeout | null = null;
