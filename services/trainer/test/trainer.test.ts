@@ -123,7 +123,10 @@ test('a learned style commits a version, is announced on NATS, and text encoders
   const last = seen[seen.length - 1];
   expect(last.state).toBe(museum.v1.JobState.JOB_STATE_SUCCEEDED);
   expect(last.museumVersion).toBe(1);
-  expect(seen.some((s) => s.state === museum.v1.JobState.JOB_STATE_RUNNING && s.step > 0)).toBe(true);
+  // The watcher may attach after a 3-step job has finished (loaded machine): then the final status must
+  // still report the steps it ran; otherwise a RUNNING status with progress must have been streamed.
+  const sawProgress = seen.some((s) => s.state === museum.v1.JobState.JOB_STATE_RUNNING && s.step > 0);
+  expect(sawProgress || (last.step === 3 && last.totalSteps === 3)).toBe(true);
   expect(trainer.stats.published).toBe(1);
 
   // both stages receive the event and load version 1 without a restart
