@@ -1,7 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BaseTokenizer, specialTokenContent } from './tokenizer';
-import { cleanText } from './text_clean';
 
 /**
  * GPT-2's reversible byte → printable-character table: the 188 printable Latin-1 bytes map to
@@ -141,14 +140,7 @@ export class ClipBpeTokenizer extends BaseTokenizer {
       ),
     );
     fs.writeFileSync(path.join(dir, 'special_tokens_map.json'), JSON.stringify({ bos_token: bos, eos_token: eos, pad_token: pad, unk_token: unk }, null, 2));
-    const added = this.addedTokensJson();
-    const addedPath = path.join(dir, 'added_tokens.json');
-    if (Object.keys(added).length) fs.writeFileSync(addedPath, JSON.stringify(added, null, 2));
-    else if (fs.existsSync(addedPath)) fs.unlinkSync(addedPath);
-  }
-
-  protected normalize(text: string): string {
-    return cleanText(text);
+    this.writeAddedTokensFile(dir);
   }
 
   protected baseTokenId(token: string): number | undefined {

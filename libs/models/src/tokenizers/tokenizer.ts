@@ -4,6 +4,10 @@
  * style learning rely on: `addTokens(['<watercolor>'])` appends new ids after the vocabulary, and
  * those strings are matched in the text before any other splitting, so each becomes one id.
  */
+import * as fs from 'fs';
+import * as path from 'path';
+import { cleanText } from './text_clean';
+
 export interface EncodeBatchOptions {
   /** Row length; defaults to `modelMaxLength`. */
   maxLength?: number;
@@ -71,7 +75,6 @@ export abstract class BaseTokenizer implements Tokenizer {
   abstract readonly baseVocabSize: number;
 
   /** Text clean-up applied before added tokens are matched (case kept). */
-  protected abstract normalize(text: string): string;
   /** Ids of a stretch of text that holds no added token (no start/end). */
   protected abstract encodeSegment(text: string): number[];
   /** Text of a run of vocabulary ids. */
@@ -124,6 +127,19 @@ export abstract class BaseTokenizer implements Tokenizer {
     const out: Record<string, number> = {};
     for (const t of this.added) out[t] = this.addedIds.get(t)!;
     return out;
+  }
+
+  /** Write (or remove a stale) `added_tokens.json` in a tokenizer folder. */
+  protected writeAddedTokensFile(dir: string): void {
+    const added = this.addedTokensJson();
+    const addedPath = path.join(dir, 'added_tokens.json');
+    if (Object.keys(added).length) fs.writeFileSync(addedPath, JSON.stringify(added, null, 2));
+    else if (fs.existsSync(addedPath)) fs.unlinkSync(addedPath);
+  }
+
+  /** Both tokenizers clean text the same way (whitespace, entities, quotes) before splitting. */
+  protected normalize(text: string): string {
+    return cleanText(text);
   }
 
   encode(text: string): number[] {

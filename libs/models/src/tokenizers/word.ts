@@ -116,14 +116,7 @@ export class WordTokenizer extends BaseTokenizer {
       path.join(dir, 'tokenizer_config.json'),
       JSON.stringify({ tokenizer_class: WORD_TOKENIZER_CLASS, model_max_length: this.modelMaxLength, do_lower_case: true, bos_token: bos, eos_token: eos, pad_token: pad, unk_token: unk }, null, 2),
     );
-    const added = this.addedTokensJson();
-    const addedPath = path.join(dir, 'added_tokens.json');
-    if (Object.keys(added).length) fs.writeFileSync(addedPath, JSON.stringify(added, null, 2));
-    else if (fs.existsSync(addedPath)) fs.unlinkSync(addedPath);
-  }
-
-  protected normalize(text: string): string {
-    return cleanText(text);
+    this.writeAddedTokensFile(dir);
   }
 
   protected baseTokenId(token: string): number | undefined {
