@@ -1,7 +1,6 @@
 /** Writes the finished Atelier model (EMA weights) as a diffusers pipeline folder, float16 to stay small. */
 import * as path from 'path';
 import { savePipelineFolder } from '@museum/models';
-import { tf } from '@museum/tensor';
 import { ATELIER_SCHEDULER_CONFIG } from './configs';
 import { buildAtelierModels } from './pretrain/stages';
 import { loadPrefixed, readCheckpointState, readCheckpointTensors } from './pretrain/checkpoint';
@@ -38,6 +37,5 @@ export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffus
     schedulerConfig: { _class_name: 'DDIMScheduler', ...ATELIER_SCHEDULER_CONFIG },
   }, { dtype: o.dtype ?? 'F16' });
   for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
-  void tf;
   return { scalingFactor: vaeState.scalingFactor, diffusionStep: diffState.step };
 }

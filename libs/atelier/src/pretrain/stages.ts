@@ -112,4 +112,3 @@ export function diffusionStage(models: AtelierModels, scalingFactor: number): St
   };
 }
 
-export { pretrainBatch };

@@ -6,7 +6,8 @@
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
 import { AdamW, AllReducer, Ema, clipGradNorm, flattenTensors, unflattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
-import { buildAtelierModels, diffusionStage, measureScalingFactor, vaeStage, pretrainBatch, type Stage, type StageName } from './stages';
+import { buildAtelierModels, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
+import { pretrainBatch } from '../data';
 import { loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
 export interface WorkerConfig {
