@@ -3,7 +3,7 @@
  * pre-training styles; never the benchmark styles) with caption variants, and the word vocabulary.
  */
 import { WordTokenizer } from '@museum/models';
-import { COLOURS, PRETRAIN_STYLES, SHAPES, Rng, deriveSeed, renderSample, rgbToFloat, contentPrompt, type Style } from '@museum/world';
+import { COLOURS, PRETRAIN_STYLES, SHAPES, Rng, deriveSeed, renderSample, renderTexture, rgbToFloat, contentPrompt, type Style } from '@museum/world';
 import { ATELIER_IMAGE_SIZE, ATELIER_MAX_TOKENS } from './configs';
 
 export const BASE_STYLES: readonly Style[] = ['plain', ...PRETRAIN_STYLES];
@@ -31,6 +31,8 @@ export interface Batch {
   images: Float32Array;
   captions: string[];
   count: number;
+  /** What each image is: a base rendering's style name, or `texture:<kind>` (autoencoder batches). */
+  sources?: string[];
 }
 
 /**
@@ -53,4 +55,30 @@ export function pretrainBatch(opts: { seed: number; index: number; rank: number;
     captions.push(rng.float() < (opts.dropCaption ?? 0) ? '' : text);
   }
   return { images, captions, count: size };
+}
+
+/**
+ * A batch for the autoencoder: each image is, with probability `textureShare`, a generic texture
+ * (`renderTexture`) instead of a base rendering, so the codec learns to carry fine detail of any
+ * kind and not only what the base renderings contain. Captions are unused ('').
+ */
+export function autoencoderBatch(opts: { seed: number; index: number; rank: number; size: number; textureShare: number }): Batch {
+  const { size } = opts;
+  const px = ATELIER_IMAGE_SIZE * ATELIER_IMAGE_SIZE * 3;
+  const images = new Float32Array(size * px);
+  const sources: string[] = [];
+  const rng = new Rng(deriveSeed('autoencoder', opts.seed, opts.index, opts.rank));
+  for (let k = 0; k < size; k++) {
+    const seed = Math.floor(rng.float() * 2 ** 31);
+    if (rng.float() < opts.textureShare) {
+      const t = renderTexture(seed);
+      rgbToFloat(t.rgb, images, k * px);
+      sources.push(`texture:${t.kind}`);
+    } else {
+      const style = BASE_STYLES[Math.floor(rng.float() * BASE_STYLES.length)];
+      rgbToFloat(renderSample({ style, seed }).rgb, images, k * px);
+      sources.push(style);
+    }
+  }
+  return { images, captions: new Array<string>(size).fill(''), count: size, sources };
 }

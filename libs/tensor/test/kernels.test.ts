@@ -133,6 +133,8 @@ describe('wasm conv gradient kernels', () => {
     ['1x1 stride 2 (phases without taps)', [1, 6, 6, 4], [1, 1, 4, 3], 2, 'valid'],
     ['3x3 stride 3 same, odd size', [1, 10, 11, 2], [3, 3, 2, 3], 3, 'same'],
     ['5x5 stride 2 same', [1, 9, 9, 3], [5, 5, 3, 2], 2, 'same'],
+    // 3 x 48 rows of 48 pixels: im2col chunks (4096 px) end mid-image, so a chunk spans two images.
+    ['chunks across image boundaries', [3, 48, 48, 2], [3, 3, 2, 3], 1, 'same'],
   ];
   for (const [name, xs, ws, stride, pad] of convCases) {
     test(`Conv2DBackpropFilter / Conv2DBackpropInput ${name}`, async () => {

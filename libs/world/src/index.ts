@@ -10,3 +10,4 @@ export * from './dataset';
 export * from './png';
 export * from './contact';
 export * from './tensor';
+export * from './textures';

@@ -25,6 +25,8 @@ export interface StageRunOptions {
   checkpointEvery?: number;
   emaDecay?: number;
   overrides?: WorkerConfig['overrides'];
+  /** VAE stage: share of generic textures among the training images. */
+  textureShare?: number;
   onMessage?: (m: WorkerMessage) => void;
 }
 
@@ -76,6 +78,7 @@ export async function runStage(o: StageRunOptions): Promise<StageHandle> {
         shared,
         stop,
         overrides: o.overrides,
+        textureShare: o.textureShare,
       };
       const w = new Worker(entry.file, { workerData: cfg, execArgv: entry.execArgv });
       threads.push(w);

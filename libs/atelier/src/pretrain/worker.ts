@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
 import { AdamW, AllReducer, Ema, clipGradNorm, flattenTensors, unflattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
 import { buildAtelierModels, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
-import { pretrainBatch } from '../data';
+import { autoencoderBatch, pretrainBatch } from '../data';
 import { loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
 export interface WorkerConfig {
@@ -27,6 +27,8 @@ export interface WorkerConfig {
   shared: AllReduceShared;
   stop: SharedArrayBuffer;
   overrides?: { unet?: object; vae?: object; text?: object };
+  /** VAE stage: share of generic textures among the training images (0 = base renderings only). */
+  textureShare?: number;
 }
 
 export type WorkerMessage =
@@ -112,7 +114,9 @@ async function run(cfg: WorkerConfig): Promise<void> {
   while (state.step < cfg.steps) {
     const t0 = Date.now();
     const stepSeed = (cfg.seed * 100003 + state.step * 31 + cfg.rank) >>> 0;
-    const batch = pretrainBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, dropCaption: cfg.stage === 'diffusion' ? 0.1 : 0 });
+    const batch = cfg.stage === 'vae'
+      ? autoencoderBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, textureShare: cfg.textureShare ?? 0 })
+      : pretrainBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, dropCaption: 0.1 });
     const { value, grads } = tf.variableGrads(() => stage.loss(batch, stepSeed), variables);
     const gradList = variables.map((v) => grads[v.name] ?? null);
     const flat = flattenTensors(gradList, shapes, [value.dataSync()[0], Atomics.load(stopFlag, 0)]);

@@ -10,6 +10,8 @@ interface PretrainOpts {
   vaeSteps: string;
   diffusionSteps: string;
   batch: string;
+  vaeBatch: string;
+  textureShare: string;
   workers?: string;
   lr?: string;
   checkpoints?: string;
@@ -17,7 +19,17 @@ interface PretrainOpts {
   exportOnly?: boolean;
 }
 
-async function runOne(stage: StageName, steps: number, batch: number, lr: number, checkpoints: string, workers?: number): Promise<boolean> {
+interface StageChoice {
+  stage: StageName;
+  steps: number;
+  batch: number;
+  lr: number;
+  checkpoints: string;
+  workers?: number;
+  textureShare?: number;
+}
+
+async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureShare }: StageChoice): Promise<boolean> {
   const dir = path.join(checkpoints, stage);
   const prior = readCheckpointState(dir);
   if (prior && prior.step >= steps) {
@@ -33,6 +45,7 @@ async function runOne(stage: StageName, steps: number, batch: number, lr: number
     batchSize: batch,
     lr,
     workers,
+    textureShare,
     checkpointDir: dir,
     vaeCheckpointDir: path.join(checkpoints, 'vae'),
     onMessage: (m: WorkerMessage) => {
@@ -58,9 +71,11 @@ export function registerPretrain(program: Command): void {
     .command('pretrain')
     .description('pre-train the Atelier base model from scratch on the procedural world (resumable; Ctrl-C checkpoints)')
     .option('--stage <stage>', 'vae, diffusion or all', 'all')
-    .option('--vae-steps <n>', 'VAE training steps', '1500')
+    .option('--vae-steps <n>', 'VAE training steps', '2100')
     .option('--diffusion-steps <n>', 'text encoder + UNet training steps', '6000')
-    .option('--batch <n>', 'global batch size (split over workers)', '32')
+    .option('--batch <n>', 'diffusion stage: global batch size (split over workers)', '32')
+    .option('--vae-batch <n>', 'VAE stage: global batch size', '16')
+    .option('--texture-share <x>', 'VAE stage: share of generic textures among training images (0: base renderings only)', '0.5')
     .option('--workers <n>', 'data-parallel worker threads (default: one per core)')
     .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 5e-4 diffusion)')
     .option('--checkpoints <dir>', 'checkpoint folder (default: models/checkpoints/atelier)')
@@ -73,11 +88,11 @@ export function registerPretrain(program: Command): void {
       const workers = o.workers ? Number(o.workers) : undefined;
       if (!o.exportOnly) {
         if (o.stage === 'vae' || o.stage === 'all') {
-          const ok = await runOne('vae', Number(o.vaeSteps), batch, Number(o.lr ?? 1e-3), checkpoints, workers);
+          const ok = await runOne({ stage: 'vae', steps: Number(o.vaeSteps), batch: Number(o.vaeBatch), lr: Number(o.lr ?? 1e-3), checkpoints, workers, textureShare: Number(o.textureShare) });
           if (!ok) return;
         }
         if (o.stage === 'diffusion' || o.stage === 'all') {
-          const ok = await runOne('diffusion', Number(o.diffusionSteps), batch, Number(o.lr ?? 5e-4), checkpoints, workers);
+          const ok = await runOne({ stage: 'diffusion', steps: Number(o.diffusionSteps), batch, lr: Number(o.lr ?? 5e-4), checkpoints, workers });
           if (!ok) return;
         }
       }

@@ -14,6 +14,8 @@ import {
 
 /** Upper bound on floats in one im2col chunk (64 MB). */
 const COLS_BUDGET = 16 * 1024 * 1024;
+/** Output pixels per im2col chunk. */
+const CHUNK_PIXELS = 4096;
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
@@ -43,71 +45,75 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
   const kk = kh * kw * cin;
-  const P = ho * wo;
 
   // dW[kk, Cout] = Σ_chunks colsᵀ[kk, Pc] · dy[Pc, Cout]: the small dy chunk is the operand XNNPACK packs,
   // and the product lands directly in the filter layout [kh, kw, Cin, Cout].
   const out = backend.makeOutput([kh, kw, cin, cout], 'float32');
-  if (nb * P === 0) {
+  if (nb * ho * wo === 0) {
     f32View(backend, out).fill(0);
     return out;
   }
-  const rowsPerChunk = Math.max(1, Math.min(ho, Math.floor(COLS_BUDGET / Math.max(1, wo * kk))));
-  const chunks = nb * Math.ceil(ho / rowsPerChunk);
+  // Chunks run over output rows of the whole batch (image n, row oy) → g = n·ho + oy, so small feature
+  // maps (4x4, 8x8) still give the matmul a long inner dimension instead of one tiny product per image.
+  const rowsTotal = nb * ho;
+  // At most CHUNK_PIXELS output pixels per product: longer inner dimensions fall out of cache (measured).
+  const rowsPerChunk = Math.max(1, Math.min(rowsTotal, Math.floor(COLS_BUDGET / Math.max(1, wo * kk)), Math.floor(CHUNK_PIXELS / wo)));
+  const chunks = Math.ceil(rowsTotal / rowsPerChunk);
   const part = chunks > 1 ? backend.makeOutput([kk, cout], 'float32') : null;
   const acc = part ? new Float32Array(kk * cout) : null;
   try {
-    for (let n = 0; n < nb; n++) {
-      for (let r0 = 0; r0 < ho; r0 += rowsPerChunk) {
-        const r1 = Math.min(ho, r0 + rowsPerChunk);
-        const pc = (r1 - r0) * wo;
-        const colsT = backend.makeOutput([kk, pc], 'float32');
-        let dyId = 0;
-        try {
-          // Views are taken after the allocation above (the heap may have grown).
-          const xv = f32View(backend, x);
-          const cv = f32View(backend, colsT);
-          // Transposed im2col, written row by row: row (i, j, c) holds x under tap (i, j), channel c,
-          // for every output pixel of the chunk. Reads walk one input row (cache-resident) per (tap, oy).
-          for (let i = 0; i < kh; i++) {
-            for (let j = 0; j < kw; j++) {
-              // Output columns whose tap lands inside the image: ox in [lo, hi).
-              const lo = Math.min(wo, Math.max(0, Math.ceil((pl - j) / sw)));
-              const hi = Math.max(lo, Math.min(wo, Math.floor((W - 1 + pl - j) / sw) + 1));
-              const tapRow0 = (i * kw + j) * cin;
-              for (let oy = r0; oy < r1; oy++) {
-                const iy = oy * sh + i - pt;
-                const col0 = (oy - r0) * wo;
-                if (iy < 0 || iy >= H) {
-                  for (let c = 0; c < cin; c++) {
-                    const d = (tapRow0 + c) * pc + col0;
-                    cv.fill(0, d, d + wo);
-                  }
-                  continue;
-                }
-                const rowBase = (n * H + iy) * W * cin;
+    for (let g0 = 0; g0 < rowsTotal; g0 += rowsPerChunk) {
+      const g1 = Math.min(rowsTotal, g0 + rowsPerChunk);
+      const pc = (g1 - g0) * wo;
+      const colsT = backend.makeOutput([kk, pc], 'float32');
+      let dyId = 0;
+      try {
+        // Views are taken after the allocation above (the heap may have grown).
+        const xv = f32View(backend, x);
+        const cv = f32View(backend, colsT);
+        // Transposed im2col, written row by row: row (i, j, c) holds x under tap (i, j), channel c,
+        // for every output pixel of the chunk. Reads walk one input row (cache-resident) per (tap, oy).
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            // Output columns whose tap lands inside the image: ox in [lo, hi).
+            const lo = Math.min(wo, Math.max(0, Math.ceil((pl - j) / sw)));
+            const hi = Math.max(lo, Math.min(wo, Math.floor((W - 1 + pl - j) / sw) + 1));
+            const tapRow0 = (i * kw + j) * cin;
+            for (let g = g0; g < g1; g++) {
+              const n = Math.floor(g / ho);
+              const oy = g - n * ho;
+              const iy = oy * sh + i - pt;
+              const col0 = (g - g0) * wo;
+              if (iy < 0 || iy >= H) {
                 for (let c = 0; c < cin; c++) {
                   const d = (tapRow0 + c) * pc + col0;
-                  if (lo > 0) cv.fill(0, d, d + lo);
-                  if (hi < wo) cv.fill(0, d + hi, d + wo);
-                  let src = rowBase + (lo * sw + j - pl) * cin + c;
-                  const step = sw * cin;
-                  for (let ox = lo; ox < hi; ox++, src += step) cv[d + ox] = xv[src];
+                  cv.fill(0, d, d + wo);
                 }
+                continue;
+              }
+              const rowBase = (n * H + iy) * W * cin;
+              for (let c = 0; c < cin; c++) {
+                const d = (tapRow0 + c) * pc + col0;
+                if (lo > 0) cv.fill(0, d, d + lo);
+                if (hi < wo) cv.fill(0, d + hi, d + wo);
+                let src = rowBase + (lo * sw + j - pl) * cin + c;
+                const step = sw * cin;
+                for (let ox = lo; ox < hi; ox++, src += step) cv[d + ox] = xv[src];
               }
             }
           }
-          dyId = registerView(backend, dy, (n * P + r0 * wo) * cout, pc * cout);
-          const target = part ?? out;
-          matmulIds(backend, dataOf(backend, colsT).id, dyId, dataOf(backend, target).id, kk, pc, cout);
-        } finally {
-          if (dyId) releaseView(backend, dyId);
-          dispose(backend, colsT);
         }
-        if (part && acc) {
-          const pv = f32View(backend, part);
-          for (let e = 0; e < acc.length; e++) acc[e] += pv[e];
-        }
+        // dy rows of the chunk are contiguous across images: [g0·wo, g1·wo) × Cout.
+        dyId = registerView(backend, dy, g0 * wo * cout, pc * cout);
+        const target = part ?? out;
+        matmulIds(backend, dataOf(backend, colsT).id, dyId, dataOf(backend, target).id, kk, pc, cout);
+      } finally {
+        if (dyId) releaseView(backend, dyId);
+        dispose(backend, colsT);
+      }
+      if (part && acc) {
+        const pv = f32View(backend, part);
+        for (let e = 0; e < acc.length; e++) acc[e] += pv[e];
       }
     }
     if (acc) f32View(backend, out).set(acc);
