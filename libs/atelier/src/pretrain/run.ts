@@ -27,6 +27,8 @@ export interface StageRunOptions {
   overrides?: WorkerConfig['overrides'];
   /** VAE stage: share of generic textures among the training images. */
   textureShare?: number;
+  /** Diffusion stage: Min-SNR-γ loss weighting (0: plain MSE). */
+  minSnrGamma?: number;
   onMessage?: (m: WorkerMessage) => void;
 }
 
@@ -79,6 +81,7 @@ export async function runStage(o: StageRunOptions): Promise<StageHandle> {
         stop,
         overrides: o.overrides,
         textureShare: o.textureShare,
+        minSnrGamma: o.minSnrGamma,
       };
       const w = new Worker(entry.file, { workerData: cfg, execArgv: entry.execArgv });
       threads.push(w);

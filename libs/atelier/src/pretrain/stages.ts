@@ -85,9 +85,27 @@ export function measureScalingFactor(vae: AutoencoderKL, seed: number, images = 
   return 1 / s;
 }
 
-export function diffusionStage(models: AtelierModels, scalingFactor: number): Stage {
+/**
+ * Min-SNR-γ loss weights for epsilon prediction (Hang et al. 2023): min(SNR(t), γ) / SNR(t).
+ * Low-noise timesteps (huge SNR, easy denoising of detail) stop dominating the gradient, so the
+ * high-noise steps that decide shape and colour from the caption are learned sooner.
+ */
+export function minSnrWeights(alphasCumprod: Float32Array, timesteps: number[], gamma: number): number[] {
+  return timesteps.map((t) => {
+    const snr = alphasCumprod[t] / (1 - alphasCumprod[t]);
+    return Math.min(snr, gamma) / snr;
+  });
+}
+
+export interface DiffusionStageOptions {
+  /** Min-SNR-γ weighting (0 or undefined: plain mean squared error). */
+  minSnrGamma?: number;
+}
+
+export function diffusionStage(models: AtelierModels, scalingFactor: number, options: DiffusionStageOptions = {}): Stage {
   const scheduler = new DDPMScheduler(ATELIER_SCHEDULER_CONFIG);
   const T = ATELIER_SCHEDULER_CONFIG.num_train_timesteps;
+  const gamma = options.minSnrGamma ?? 0;
   models.vae.setTrainable(false);
   return {
     name: 'diffusion',
@@ -106,7 +124,10 @@ export function diffusionStage(models: AtelierModels, scalingFactor: number): St
         const idsT = tf.tensor2d(ids.flat, [batch.count, ids.length], 'int32');
         const context = models.textEncoder.forward(idsT).lastHiddenState;
         const pred = models.unet.forward(noisy, t, context);
-        return tf.mean(tf.square(tf.sub(pred, noise))) as tf.Scalar;
+        if (!(gamma > 0)) return tf.mean(tf.square(tf.sub(pred, noise))) as tf.Scalar;
+        const perSample = tf.mean(tf.square(tf.sub(pred, noise)), [1, 2, 3]);
+        const w = tf.tensor1d(minSnrWeights(scheduler.alphasCumprod, ts, gamma));
+        return tf.mean(tf.mul(perSample, w)) as tf.Scalar;
       });
     },
   };

@@ -29,6 +29,8 @@ export interface WorkerConfig {
   overrides?: { unet?: object; vae?: object; text?: object };
   /** VAE stage: share of generic textures among the training images (0 = base renderings only). */
   textureShare?: number;
+  /** Diffusion stage: Min-SNR-γ loss weighting (0: plain MSE). */
+  minSnrGamma?: number;
 }
 
 export type WorkerMessage =
@@ -53,7 +55,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     loadPrefixed({ vae: models.vae }, ema);
     for (const t of ema.values()) t.dispose();
     scalingFactor = (vaeState.scalingFactor as number | undefined) ?? measureScalingFactor(models.vae, cfg.seed);
-    stage = diffusionStage(models, scalingFactor);
+    stage = diffusionStage(models, scalingFactor, { minSnrGamma: cfg.minSnrGamma });
   }
   const variables = Object.values(stage.modules).flatMap((m) => m.trainableVariables());
   const shapes = variables.map((v) => v.shape);

@@ -12,6 +12,7 @@ interface PretrainOpts {
   batch: string;
   vaeBatch: string;
   textureShare: string;
+  minSnr: string;
   workers?: string;
   lr?: string;
   checkpoints?: string;
@@ -27,9 +28,10 @@ interface StageChoice {
   checkpoints: string;
   workers?: number;
   textureShare?: number;
+  minSnrGamma?: number;
 }
 
-async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureShare }: StageChoice): Promise<boolean> {
+async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureShare, minSnrGamma }: StageChoice): Promise<boolean> {
   const dir = path.join(checkpoints, stage);
   const prior = readCheckpointState(dir);
   if (prior && prior.step >= steps) {
@@ -46,6 +48,7 @@ async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureSh
     lr,
     workers,
     textureShare,
+    minSnrGamma,
     checkpointDir: dir,
     vaeCheckpointDir: path.join(checkpoints, 'vae'),
     onMessage: (m: WorkerMessage) => {
@@ -76,6 +79,7 @@ export function registerPretrain(program: Command): void {
     .option('--batch <n>', 'diffusion stage: global batch size (split over workers)', '32')
     .option('--vae-batch <n>', 'VAE stage: global batch size', '16')
     .option('--texture-share <x>', 'VAE stage: share of generic textures among training images (0: base renderings only)', '0.5')
+    .option('--min-snr <gamma>', 'diffusion stage: Min-SNR-γ loss weighting (0: plain MSE)', '5')
     .option('--workers <n>', 'data-parallel worker threads (default: one per core)')
     .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 5e-4 diffusion)')
     .option('--checkpoints <dir>', 'checkpoint folder (default: models/checkpoints/atelier)')
@@ -92,7 +96,7 @@ export function registerPretrain(program: Command): void {
           if (!ok) return;
         }
         if (o.stage === 'diffusion' || o.stage === 'all') {
-          const ok = await runOne({ stage: 'diffusion', steps: Number(o.diffusionSteps), batch, lr: Number(o.lr ?? 5e-4), checkpoints, workers });
+          const ok = await runOne({ stage: 'diffusion', steps: Number(o.diffusionSteps), batch, lr: Number(o.lr ?? 5e-4), checkpoints, workers, minSnrGamma: Number(o.minSnr) });
           if (!ok) return;
         }
       }
