@@ -3,7 +3,7 @@ import * as path from 'path';
 import { savePipelineFolder } from '@museum/models';
 import { ATELIER_SCHEDULER_CONFIG } from './configs';
 import { buildAtelierModels } from './pretrain/stages';
-import { loadPrefixed, readCheckpointState, readCheckpointTensors } from './pretrain/checkpoint';
+import { loadCheckpointWeights, readCheckpointState } from './pretrain/checkpoint';
 
 export interface ExportOptions {
   checkpointsDir: string;
@@ -20,14 +20,8 @@ export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffus
   if (!vaeState?.scalingFactor) throw new Error(`the VAE stage has not finished (no scaling factor in ${vaeDir}/state.json)`);
   if (!diffState) throw new Error(`no diffusion checkpoint in ${diffDir}`);
   const models = buildAtelierModels(o.seed ?? vaeState.seed);
-  const load = (dir: string, modules: Parameters<typeof loadPrefixed>[0]) => {
-    const t = readCheckpointTensors(dir, 'ema') ?? readCheckpointTensors(dir, 'weights');
-    if (!t) throw new Error(`no weights in ${dir}`);
-    loadPrefixed(modules, t);
-    for (const x of t.values()) x.dispose();
-  };
-  load(vaeDir, { vae: models.vae });
-  load(diffDir, { text_encoder: models.textEncoder, unet: models.unet });
+  loadCheckpointWeights(vaeDir, { vae: models.vae });
+  loadCheckpointWeights(diffDir, { text_encoder: models.textEncoder, unet: models.unet });
   (models.vae.config as { scaling_factor: number }).scaling_factor = vaeState.scalingFactor;
   savePipelineFolder(o.outDir, {
     unet: models.unet,

@@ -55,7 +55,8 @@ async function generateAll(pipe: StableDiffusionPipeline, jobs: Job[], o: Requir
   return out;
 }
 
-function accuracy(pred: string[], truth: string[]): number {
+/** Share of predictions equal to the truth (0 for none). */
+export function accuracy(pred: string[], truth: string[]): number {
   return pred.filter((p, i) => p === truth[i]).length / Math.max(1, pred.length);
 }
 

@@ -6,3 +6,4 @@ export * from './continual_metrics';
 export * from './continual';
 export * from './gallery';
 export * from './perf';
+export * from './codec';

@@ -66,3 +66,19 @@ export function readCheckpointTensors(dir: string, which: 'weights' | 'ema' | 'o
   if (!fs.existsSync(file)) return null;
   return loadSafetensors(file).tensors;
 }
+
+/**
+ * Loads a checkpoint's EMA weights (or its live weights when it has no EMA) into `modules`, by the
+ * `{moduleName}.` prefixes they were saved under. Returns which copy was used.
+ */
+export function loadCheckpointWeights(dir: string, modules: Record<string, Module>): 'ema' | 'weights' {
+  const which = fs.existsSync(path.join(dir, 'ema.safetensors')) ? 'ema' : 'weights';
+  const t = readCheckpointTensors(dir, which);
+  if (!t) throw new Error(`no weights in checkpoint ${dir}`);
+  try {
+    loadPrefixed(modules, t);
+  } finally {
+    for (const x of t.values()) x.dispose();
+  }
+  return which;
+}

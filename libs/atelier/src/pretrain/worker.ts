@@ -8,7 +8,7 @@ import { initBackend, tf } from '@museum/tensor';
 import { AdamW, AllReducer, Ema, clipGradNorm, flattenTensors, unflattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
 import { buildAtelierModels, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
 import { autoencoderBatch, pretrainBatch } from '../data';
-import { loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
+import { loadCheckpointWeights, loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
 export interface WorkerConfig {
   rank: number;
@@ -50,10 +50,8 @@ async function run(cfg: WorkerConfig): Promise<void> {
   } else {
     if (!cfg.vaeCheckpointDir) throw new Error('diffusion stage needs the VAE checkpoint');
     const vaeState = readCheckpointState(cfg.vaeCheckpointDir);
-    const ema = readCheckpointTensors(cfg.vaeCheckpointDir, 'ema') ?? readCheckpointTensors(cfg.vaeCheckpointDir, 'weights');
-    if (!vaeState || !ema) throw new Error(`no VAE checkpoint in ${cfg.vaeCheckpointDir}`);
-    loadPrefixed({ vae: models.vae }, ema);
-    for (const t of ema.values()) t.dispose();
+    if (!vaeState) throw new Error(`no VAE checkpoint in ${cfg.vaeCheckpointDir}`);
+    loadCheckpointWeights(cfg.vaeCheckpointDir, { vae: models.vae });
     scalingFactor = (vaeState.scalingFactor as number | undefined) ?? measureScalingFactor(models.vae, cfg.seed);
     stage = diffusionStage(models, scalingFactor, { minSnrGamma: cfg.minSnrGamma });
   }

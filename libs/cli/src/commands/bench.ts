@@ -4,9 +4,10 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend } from '@museum/tensor';
-import { StableDiffusionPipeline, type SamplerName } from '@museum/models';
+import { AutoencoderKL, StableDiffusionPipeline, loadModelFolder, type SamplerName } from '@museum/models';
 import { loadInstruments, disposeInstruments } from '@museum/instruments';
-import { runBaseBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
+import { runBaseBench, runCodecBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
+import { buildAtelierModels, loadCheckpointWeights, readCheckpointState } from '@museum/atelier';
 import { atelierDir } from '../paths';
 import { registerContinual } from './continual';
 
@@ -79,6 +80,49 @@ export function registerBench(program: Command): void {
       } finally {
         bar.stop();
         pipe.dispose();
+        disposeInstruments(inst);
+      }
+    });
+
+  bench
+    .command('vae')
+    .description('how much of every rendering survives the autoencoder: instruments judge decoded(encoded(render))')
+    .option('--json <file>', 'also write the JSON here')
+    .option('--sheet <file>', 'write originals over reconstructions, two rows per style (PNG)')
+    .option('--model <dir>', 'diffusers folder whose vae/ is measured (default: the bundled Atelier model)')
+    .option('--checkpoint <dir>', 'measure a VAE pre-training checkpoint instead (e.g. models/checkpoints/atelier/vae)')
+    .option('--per-style <n>', 'renders per style', '32')
+    .action(async (o: { json?: string; sheet?: string; model?: string; checkpoint?: string; perStyle: string }) => {
+      await initBackend();
+      const perStyle = Number(o.perStyle);
+      if (!Number.isInteger(perStyle) || perStyle < 1) throw new Error('--per-style must be a positive integer');
+      let vae: AutoencoderKL;
+      let source: string;
+      if (o.checkpoint) {
+        const dir = path.resolve(o.checkpoint);
+        const state = readCheckpointState(dir);
+        if (!state) throw new Error(`no checkpoint in ${dir}`);
+        const seed = state.seed;
+        const models = buildAtelierModels(seed);
+        models.unet.dispose();
+        models.textEncoder.dispose();
+        vae = models.vae;
+        const which = loadCheckpointWeights(dir, { vae });
+        source = `checkpoint ${dir} (step ${state.step}, ${which})`;
+      } else {
+        const dir = path.join(path.resolve(o.model ?? atelierDir()), 'vae');
+        vae = loadModelFolder<AutoencoderKL>(dir).model;
+        source = dir;
+      }
+      const inst = loadInstruments();
+      try {
+        const { sheetPng, ...r } = await runCodecBench(vae, inst, { perStyle });
+        const text = JSON.stringify({ ...r, vae: source, command: `museum bench vae --per-style ${perStyle}${o.checkpoint ? ` --checkpoint ${o.checkpoint}` : ''}`, date: new Date().toISOString() }, null, 2);
+        process.stdout.write(text + '\n');
+        if (o.json) fs.writeFileSync(o.json, text + '\n');
+        if (o.sheet && sheetPng) fs.writeFileSync(o.sheet, sheetPng);
+      } finally {
+        vae.dispose();
         disposeInstruments(inst);
       }
     });
