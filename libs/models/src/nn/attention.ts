@@ -32,16 +32,19 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
     const bh = b * heads;
     const split = (t: tf.Tensor, l: number) => tf.reshape(tf.transpose(tf.reshape(t, [b, l, heads, d]), [0, 2, 1, 3]), [bh, l, d]);
     const qh = split(tf.mul(q, s), lq) as tf.Tensor3D;
-    const kt = tf.reshape(tf.transpose(tf.reshape(k, [b, lk, heads, d]), [0, 2, 3, 1]), [bh, d, lk]) as tf.Tensor3D;
+    // Keys stay [bh, lk, d] and the product transposes them: the gradients then are dq = dlogits·k and
+    // dk = dlogitsᵀ·q, both with the long L as the rows XNNPACK tiles over, instead of qᵀ·dlogits with only
+    // d (16–64) rows and a whole [L, L] matrix repacked per head (measured 2.5x slower on wasm).
+    const kh = split(k, lk) as tf.Tensor3D;
     const vh = split(v, lk) as tf.Tensor3D;
     const attend = (qc: tf.Tensor3D, kc: tf.Tensor3D, vc: tf.Tensor3D, m: tf.Tensor | undefined): tf.Tensor3D => {
-      let logits: tf.Tensor = tf.matMul(qc, kc);
+      let logits: tf.Tensor = tf.matMul(qc, kc, false, true);
       if (m) logits = tf.add(logits, m);
       return tf.matMul(tf.softmax(logits, -1) as tf.Tensor3D, vc);
     };
     let out: tf.Tensor;
     if (bh * lq * lk <= logitsBudget) {
-      out = attend(qh, kt, vh, mask);
+      out = attend(qh, kh, vh, mask);
     } else {
       // Chunks of whole heads, or of query rows of one head; the mask follows the chunk where it is not broadcast.
       let m3: tf.Tensor | undefined;
@@ -55,7 +58,7 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
       const perHead: tf.Tensor[] = [];
       for (let h0 = 0; h0 < bh; h0 += headsPer) {
         const nh = Math.min(headsPer, bh - h0);
-        const kc = tf.slice(kt, [h0, 0, 0], [nh, d, lk]) as tf.Tensor3D;
+        const kc = tf.slice(kh, [h0, 0, 0], [nh, lk, d]) as tf.Tensor3D;
         const vc = tf.slice(vh, [h0, 0, 0], [nh, lk, d]) as tf.Tensor3D;
         const rows: tf.Tensor[] = [];
         for (let r0 = 0; r0 < lq; r0 += rowsPer) {
