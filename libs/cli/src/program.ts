@@ -8,6 +8,7 @@ import { registerStart } from './commands/start';
 import { registerLearn } from './commands/learn';
 import { registerStyles } from './commands/styles';
 import { registerGallery } from './commands/gallery';
+import { registerWorld } from './commands/world';
 import { museumVersion } from './paths';
 
 /** The `museum` command: one file per subcommand in commands/, each exporting a register function. */
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerLearn(program);
   registerStyles(program);
   registerGallery(program);
+  registerWorld(program);
   registerBench(program);
   registerStart(program);
   registerServe(program);

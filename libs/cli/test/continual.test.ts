@@ -12,7 +12,7 @@ test('parses lists and numbers, defaults the work folder per mode, and rejects u
   expect(continualOptions({ workers: '1' }, {}).workDir).toMatch(/continual[/\\]full$/);
   expect(() => continualOptions({ methods: 'museummaker,lora-magic', workers: '1' })).toThrow(/unknown method 'lora-magic'/);
   expect(() => continualOptions({ styles: 'plain', workers: '1' })).toThrow(/unknown style 'plain'/);
-  expect(() => continualOptions({ workers: '0' })).toThrow(/--workers must be an integer/);
+  expect(() => continualOptions({ workers: '0' })).toThrow(/--workers must be a positive integer/);
   expect(() => continualOptions({ workers: '1', sampler: 'plms' })).toThrow(/--sampler/);
 });
 

@@ -9,6 +9,7 @@ import { loadInstruments, disposeInstruments } from '@museum/instruments';
 import { runBaseBench, runCodecBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
 import { buildAtelierModels, loadCheckpointWeights, readCheckpointState } from '@museum/atelier';
 import { atelierDir } from '../paths';
+import { intFlag } from '../flags';
 import { registerContinual } from './continual';
 
 interface PerfOpts {
@@ -94,8 +95,7 @@ export function registerBench(program: Command): void {
     .option('--per-style <n>', 'renders per style', '32')
     .action(async (o: { json?: string; sheet?: string; model?: string; checkpoint?: string; perStyle: string }) => {
       await initBackend();
-      const perStyle = Number(o.perStyle);
-      if (!Number.isInteger(perStyle) || perStyle < 1) throw new Error('--per-style must be a positive integer');
+      const perStyle = intFlag('--per-style', o.perStyle) as number;
       let vae: AutoencoderKL;
       let source: string;
       if (o.checkpoint) {
@@ -142,12 +142,7 @@ export function registerBench(program: Command): void {
       await initBackend({ log });
       const sections = o.only ? o.only.split(',').map((x) => x.trim()) : undefined;
       for (const x of sections ?? []) if (!(PERF_SECTIONS as readonly string[]).includes(x)) throw new Error(`--only: unknown section ${x} (${PERF_SECTIONS.join(', ')})`);
-      const int = (flag: string, v?: string) => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer`);
-        return n;
-      };
+      const int = (flag: string, v?: string) => intFlag(flag, v);
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'museum-bench-perf-'));
       try {
         const model = perfModel(o.model ?? (o.quick ? 'tiny' : 'atelier-random'), tmp);

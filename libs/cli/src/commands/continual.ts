@@ -18,6 +18,7 @@ import {
   type ContinualEvent,
 } from '@museum/bench';
 import { atelierDir, findRepoRoot } from '../paths';
+import { intFlag } from '../flags';
 
 interface ContinualOpts {
   model?: string;
@@ -45,12 +46,7 @@ function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-function int(name: string, v: string | undefined, lo = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < lo) throw new InvalidArgumentError(`${name} must be an integer ≥ ${lo}`);
-  return n;
-}
+const int = intFlag;
 
 /** Command-line options → benchmark options (validated). */
 export function continualOptions(o: ContinualOpts, env: NodeJS.ProcessEnv = process.env): ContinualBenchOptions {

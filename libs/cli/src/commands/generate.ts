@@ -9,6 +9,7 @@ import { atelierDir } from '../paths';
 import { museumDataDir } from './start';
 import { openExistingMuseum, parseVersion } from './styles';
 import { gatewayAddress, remoteGenerateCommand } from './client';
+import { intInRange } from '../flags';
 
 interface GenerateOpts {
   out: string;
@@ -49,13 +50,7 @@ function openGenerator(dir: string, prompt: string, o: GenerateOpts, log: (s: st
 
 const SAMPLERS: SamplerName[] = ['ddim', 'dpmpp-2m', 'euler-a'];
 
-function intIn(name: string, lo: number, hi: number) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`${name} must be an integer in [${lo}, ${hi}]`);
-    return v;
-  };
-}
+const intIn = intInRange;
 
 /** Generate one image in-process from a diffusers folder (the bundled Atelier model by default). */
 export async function generateToFile(prompt: string, o: GenerateOpts, log: (s: string) => void = () => {}): Promise<string> {

@@ -24,6 +24,7 @@ import {
   type MethodName,
 } from '@museum/museum';
 import { atelierDir } from '../paths';
+import { intFlag } from '../flags';
 import { museumDataDir, requireModelFolder } from './start';
 import { remoteLearnCommand, trainerAddress } from './client';
 
@@ -98,8 +99,7 @@ export async function learnFromFolder(o: LearnOpts, hooks: LearnHooks = {}): Pro
   const log = hooks.log ?? (() => {});
   const name = validateStyleName(o.name);
   if (o.method !== undefined && !isMethodName(o.method)) throw new InvalidArgumentError(`--method must be one of ${METHOD_NAMES.join(', ')}`);
-  const steps = o.steps === undefined ? undefined : Number(o.steps);
-  if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) throw new InvalidArgumentError('--steps must be a positive integer');
+  const steps = intFlag('--steps', o.steps);
   await initBackend({ log: () => {} });
   const images = await readImageFolder(o.images);
   const skipped = images.skipped.map((s) => `${s.file} (${s.reason})`);
@@ -154,8 +154,7 @@ export function registerLearn(program: Command): void {
       const err = (s: string) => process.stderr.write(s + '\n');
       if (o.address !== undefined) {
         if (o.model !== undefined || o.museum !== undefined || o.method !== undefined) throw new InvalidArgumentError('--model, --museum and --method are for in-process learning: the trainer has its own');
-        const steps = o.steps === undefined ? undefined : Number(o.steps);
-        if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) throw new InvalidArgumentError('--steps must be a positive integer');
+        const steps = intFlag('--steps', o.steps);
         const address = trainerAddress(o.address);
         const r = await remoteLearnCommand(address, { name: o.name, images: o.images, steps }, err);
         process.stdout.write(`committed version ${r.status.museumVersion} on the trainer at ${address}: <${r.status.style}> (${r.files.length} images, ${r.status.step} steps)\n`);
