@@ -44,8 +44,9 @@ export function writeCheckpoint(
   fs.mkdirSync(tmp, { recursive: true });
   saveSafetensors(path.join(tmp, 'weights.safetensors'), parts.weights);
   if (parts.ema) saveSafetensors(path.join(tmp, 'ema.safetensors'), parts.ema);
-  // Adam moments keep float32: the second moment underflows in float16.
-  if (parts.optimizer) saveSafetensors(path.join(tmp, 'optimizer.safetensors'), parts.optimizer);
+  // Adam moments as bfloat16: float32's exponent range (float16 underflows the second moment) at half the
+  // bytes; resuming needs their scale, not their last digits. Weights and EMA stay float32.
+  if (parts.optimizer) saveSafetensors(path.join(tmp, 'optimizer.safetensors'), parts.optimizer, { dtype: 'BF16' });
   fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(parts.state, null, 1));
   const old = `${dir}.old-${process.pid}`;
   fs.rmSync(old, { recursive: true, force: true });
