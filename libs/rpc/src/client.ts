@@ -15,7 +15,7 @@ export interface ChannelOptions {
   maxSendMessageLength?: number;
 }
 
-/** grpc-js options for a client: message limits, no retries, and trace-context propagation (a no-op while tracing is off). */
+/** grpc-js options for a client: message limits, no retries, round-robin over resolved addresses, and trace-context propagation (a no-op while tracing is off). */
 export function clientOptions(o: ChannelOptions = {}): grpc.ClientOptions {
   return {
     interceptors: [tracingInterceptor],
@@ -23,6 +23,9 @@ export function clientOptions(o: ChannelOptions = {}): grpc.ClientOptions {
     'grpc.max_send_message_length': o.maxSendMessageLength ?? DEFAULT_MAX_MESSAGE_BYTES,
     // Fail fast when a stage is down instead of queueing until the deadline.
     'grpc.enable_retries': 0,
+    // Spread calls over every address a name resolves to (a headless Kubernetes Service lists one per
+    // replica); grpc-js' default pick_first would send all traffic to the first replica.
+    'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
   };
 }
 

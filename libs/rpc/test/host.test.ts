@@ -3,11 +3,12 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { initBackend } from '@museum/tensor';
 import { grpc as g, museum } from '@museum/proto';
-import { ManagedService, RpcError, ServiceHost, invalidArgument, serverStream, streamHandler, unary, unaryHandler, VersionCache, type ServiceOptions } from '../src';
+import { ManagedService, RpcError, ServiceHost, clientOptions, invalidArgument, serverStream, streamHandler, unary, unaryHandler, VersionCache, type ServiceOptions } from '../src';
 
 /** A model-free service: Encode echoes, Denoise streams `steps` slow steps (and records how far it got). */
 class FakeService extends ManagedService {
   stepsDone = 0;
+  encodeCalls = 0;
   aborted: string[] = [];
   didLoad = false;
   constructor(options: ServiceOptions) {
@@ -16,6 +17,7 @@ class FakeService extends ManagedService {
   protected register(host: ServiceHost): void {
     const te: museum.v1.TextEncoderServiceServer = {
       encode: unaryHandler(async (req) => {
+        this.encodeCalls++;
         if (req.prompts[0] === 'boom') throw new Error('kaboom');
         if (req.prompts[0] === 'bad') throw invalidArgument('prompts[0]', 'is bad');
         if (req.prompts[0] === 'museum') throw Object.assign(new Error('no such style'), { code: 'NOT_FOUND' });
@@ -190,4 +192,22 @@ test('a VersionCache pins the version a request started with; newer versions are
   expect((await cache.acquire(2)).version).toBe(2);
   await expect(cache.acquire(5)).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
   await cache.close();
+});
+
+test('clients spread calls round-robin over every address a target resolves to (replicas behind one name)', async () => {
+  const a = new FakeService({});
+  const b = new FakeService({});
+  const pa = await a.start();
+  const pb = await b.start();
+  await Promise.all([a.ready, b.ready]);
+  const c = new museum.v1.TextEncoderServiceClient(`ipv4:127.0.0.1:${pa},127.0.0.1:${pb}`, creds, clientOptions());
+  try {
+    for (let i = 0; i < 12; i++) await unary(c.encode.bind(c), { prompts: ['x'], museumVersion: 0 });
+    expect(a.encodeCalls + b.encodeCalls).toBe(12);
+    expect(a.encodeCalls).toBeGreaterThanOrEqual(4);
+    expect(b.encodeCalls).toBeGreaterThanOrEqual(4);
+  } finally {
+    c.close();
+    await Promise.all([a.stop(1000), b.stop(1000)]);
+  }
 });
