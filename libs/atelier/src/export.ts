@@ -1,9 +1,10 @@
 /** Writes the finished Atelier model (EMA weights) as a diffusers pipeline folder, float16 to stay small. */
+import * as fs from 'fs';
 import * as path from 'path';
 import { savePipelineFolder } from '@museum/models';
 import { ATELIER_SCHEDULER_CONFIG } from './configs';
 import { buildAtelierModels } from './pretrain/stages';
-import { loadCheckpointWeights, readCheckpointState } from './pretrain/checkpoint';
+import { loadCheckpointWeights, readCheckpointState, type CheckpointState } from './pretrain/checkpoint';
 
 export interface ExportOptions {
   checkpointsDir: string;
@@ -12,7 +13,17 @@ export interface ExportOptions {
   dtype?: 'F32' | 'F16';
 }
 
-export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffusionStep: number } {
+/** `atelier_training.json` beside the exported folder: how far each stage got, so an interim export says so. */
+export interface AtelierTrainingRecord {
+  finished: boolean;
+  stages: Record<'vae' | 'diffusion', { step: number; totalSteps: number; imagesSeen: number; trainSeconds: number; imagesPerSecond: number }>;
+  scalingFactor: number;
+  exportedAt: string;
+}
+
+export const ATELIER_TRAINING_FILE = 'atelier_training.json';
+
+export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffusionStep: number; record: AtelierTrainingRecord } {
   const vaeDir = path.join(o.checkpointsDir, 'vae');
   const diffDir = path.join(o.checkpointsDir, 'diffusion');
   const vaeState = readCheckpointState(vaeDir);
@@ -31,5 +42,19 @@ export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffus
     schedulerConfig: { _class_name: 'DDIMScheduler', ...ATELIER_SCHEDULER_CONFIG },
   }, { dtype: o.dtype ?? 'F16' });
   for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
-  return { scalingFactor: vaeState.scalingFactor, diffusionStep: diffState.step };
+  const stage = (st: CheckpointState) => ({
+    step: st.step,
+    totalSteps: st.totalSteps,
+    imagesSeen: st.imagesSeen,
+    trainSeconds: Math.round(st.trainSeconds),
+    imagesPerSecond: st.trainSeconds > 0 ? Number((st.imagesSeen / st.trainSeconds).toFixed(2)) : 0,
+  });
+  const record: AtelierTrainingRecord = {
+    finished: vaeState.step >= vaeState.totalSteps && diffState.step >= diffState.totalSteps,
+    stages: { vae: stage(vaeState), diffusion: stage(diffState) },
+    scalingFactor: vaeState.scalingFactor,
+    exportedAt: new Date().toISOString(),
+  };
+  fs.writeFileSync(path.join(o.outDir, ATELIER_TRAINING_FILE), JSON.stringify(record, null, 2) + '\n');
+  return { scalingFactor: vaeState.scalingFactor, diffusionStep: diffState.step, record };
 }

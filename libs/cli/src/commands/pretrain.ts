@@ -38,8 +38,8 @@ async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureSh
     process.stderr.write(`[pretrain] ${stage}: already at step ${prior.step}/${steps}\n`);
     return true;
   }
-  const bar = new SingleBar({ format: `${stage.padEnd(9)} [{bar}] {value}/{total} steps | loss {loss} | {sps} s/step | ETA {eta_formatted}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 30000 }, Presets.shades_classic);
-  bar.start(steps, prior?.step ?? 0, { loss: '-', sps: '-' });
+  const bar = new SingleBar({ format: `${stage.padEnd(9)} [{bar}] {value}/{total} steps | loss {loss} | {sps} s/step, {ips} images/s | ETA {eta_formatted}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 30000 }, Presets.shades_classic);
+  bar.start(steps, prior?.step ?? 0, { loss: '-', sps: '-', ips: '-' });
   let ema = 0;
   const handle = await runStage({
     stage,
@@ -54,7 +54,7 @@ async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureSh
     onMessage: (m: WorkerMessage) => {
       if (m.type === 'step') {
         ema = ema === 0 ? m.loss : 0.98 * ema + 0.02 * m.loss;
-        bar.update(m.step, { loss: ema.toFixed(4), sps: m.seconds.toFixed(2) });
+        bar.update(m.step, { loss: ema.toFixed(4), sps: m.seconds.toFixed(2), ips: (batch / m.seconds).toFixed(1) });
       }
     },
   });
@@ -102,6 +102,6 @@ export function registerPretrain(program: Command): void {
       }
       await initBackend();
       const r = exportAtelier({ checkpointsDir: checkpoints, outDir: out });
-      process.stderr.write(`[pretrain] wrote ${out} (diffusion step ${r.diffusionStep}, scaling_factor ${r.scalingFactor.toFixed(5)})\n`);
+      process.stderr.write(`[pretrain] wrote ${out} (diffusion step ${r.diffusionStep}, scaling_factor ${r.scalingFactor.toFixed(5)}${r.record.finished ? '' : ', pre-training NOT finished: an interim export'})\n`);
     });
 }
