@@ -31,7 +31,9 @@ export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffus
   if (!vaeState?.scalingFactor) throw new Error(`the VAE stage has not finished (no scaling factor in ${vaeDir}/state.json)`);
   if (!diffState) throw new Error(`no diffusion checkpoint in ${diffDir}`);
   const models = buildAtelierModels(o.seed ?? vaeState.seed);
-  loadCheckpointWeights(vaeDir, { vae: models.vae });
+  // A fine-tuned decoder (same frozen encoder, so the same latents) replaces the VAE stage's when present.
+  const decoderDir = path.join(o.checkpointsDir, 'decoder');
+  loadCheckpointWeights(readCheckpointState(decoderDir) ? decoderDir : vaeDir, { vae: models.vae });
   loadCheckpointWeights(diffDir, { text_encoder: models.textEncoder, unet: models.unet });
   (models.vae.config as { scaling_factor: number }).scaling_factor = vaeState.scalingFactor;
   savePipelineFolder(o.outDir, {

@@ -1,6 +1,6 @@
 import { initBackend, tf } from '@museum/tensor';
 import { DDPMScheduler } from '@museum/models';
-import { ATELIER_SCHEDULER_CONFIG, buildAtelierModels, diffusionStage, minSnrWeights, pretrainBatch } from '@museum/atelier';
+import { ATELIER_SCHEDULER_CONFIG, autoencoderBatch, buildAtelierModels, decoderStage, diffusionStage, minSnrWeights, pretrainBatch, trainedParameterCount } from '@museum/atelier';
 
 beforeAll(async () => {
   await initBackend({ log: () => {} });
@@ -36,6 +36,30 @@ describe('diffusion stage loss', () => {
     expect(value(maxSnr * 2)).toBeCloseTo(plain, 5);
     expect(value(0.5)).toBeLessThan(plain);
     expect(tf.memory().numTensors).toBe(before);
+    for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
+  });
+});
+
+describe('decoder stage', () => {
+  test('trains only the decoder: the encoder, hence every latent, stays bit-identical', () => {
+    const models = buildAtelierModels(6, { vae: { block_out_channels: [8, 8, 8], norm_num_groups: 4 } });
+    const stage = decoderStage(models);
+    const vars = stage.modules.vae.trainableVariables();
+    const decoderCount = models.vae.decoder.parameterCount() + models.vae.post_quant_conv.parameterCount();
+    expect(vars.reduce((s, v) => s + v.size, 0)).toBe(decoderCount);
+    expect(trainedParameterCount(models, 'decoder')).toBe(decoderCount);
+    const batch = autoencoderBatch({ seed: 1, index: 0, rank: 0, size: 2, textureShare: 0.5 });
+    const x = tf.tensor4d(batch.images, [2, 64, 64, 3]);
+    const latentsBefore = tf.tidy(() => models.vae.encode(x).mean.dataSync().slice());
+    const { value, grads } = tf.variableGrads(() => stage.loss(batch, 3), vars);
+    expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+    const norms = Object.values(grads).map((g) => tf.tidy(() => tf.sum(tf.abs(g)).dataSync()[0]));
+    expect(Math.max(...norms)).toBeGreaterThan(0);
+    // One plain SGD step on everything that got a gradient.
+    for (const v of vars) v.assign(tf.tidy(() => tf.sub(v, tf.mul(grads[v.name], 0.1))));
+    const latentsAfter = tf.tidy(() => models.vae.encode(x).mean.dataSync().slice());
+    expect(Buffer.from(latentsAfter.buffer).equals(Buffer.from(latentsBefore.buffer))).toBe(true);
+    tf.dispose([value, x, ...Object.values(grads)]);
     for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
   });
 });

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { initBackend } from '@museum/tensor';
 import { createAllReduceShared } from '@museum/training';
-import { buildAtelierModels, type StageName } from './stages';
+import { buildAtelierModels, trainedParameterCount, type StageName } from './stages';
 import type { WorkerConfig, WorkerMessage } from './worker';
 
 export interface StageRunOptions {
@@ -53,7 +53,7 @@ export async function runStage(o: StageRunOptions): Promise<StageHandle> {
   const seed = o.seed ?? 20261126;
   // Count the trained parameters once to size the shared gradient buffer.
   const probe = buildAtelierModels(seed, o.overrides);
-  const trained = o.stage === 'vae' ? probe.vae.parameterCount() : probe.unet.parameterCount() + probe.textEncoder.parameterCount();
+  const trained = trainedParameterCount(probe, o.stage);
   for (const m of [probe.vae, probe.unet, probe.textEncoder]) m.dispose();
   const shared = createAllReduceShared(trained + 2, workers);
   const stop = new SharedArrayBuffer(4);

@@ -1,6 +1,8 @@
 /**
  * The two pre-training stages of the Atelier model, each a loss over one data-parallel shard:
  * - `vae`: the autoencoder alone (L1 + L2 reconstruction, a small KL toward N(0, I));
+ * - `decoder` (optional, after `vae`): the decoder alone on a frozen encoder (Stable Diffusion's ft-MSE
+ *   recipe), so the UNet's latent space stays put while reconstructions get sharper;
  * - `diffusion`: text encoder and UNet together, from scratch, with the frozen VAE's latents and the
  *   epsilon-prediction objective of Stable Diffusion (captions dropped 10% of the time for CFG).
  */
@@ -10,7 +12,7 @@ import { ATELIER_IMAGE_SIZE, ATELIER_SCHEDULER_CONFIG, ATELIER_TEXT_ENCODER_CONF
 import { atelierTokenizer, pretrainBatch, type Batch } from '../data';
 import { Rng, deriveSeed } from '@museum/world';
 
-export type StageName = 'vae' | 'diffusion';
+export type StageName = 'vae' | 'decoder' | 'diffusion';
 
 export interface AtelierModels {
   tokenizer: WordTokenizer;
@@ -69,6 +71,49 @@ export function vaeStage(models: AtelierModels, klWeight = 1e-6): Stage {
       });
     },
   };
+}
+
+/** Mean absolute difference of horizontal and vertical neighbours' differences: edges, lines and grout. */
+function gradientL1(a: tf.Tensor4D, b: tf.Tensor4D): tf.Scalar {
+  const [n, h, w, c] = a.shape;
+  const dx = (t: tf.Tensor4D) => tf.sub(tf.slice(t, [0, 0, 1, 0], [n, h, w - 1, c]), tf.slice(t, [0, 0, 0, 0], [n, h, w - 1, c]));
+  const dy = (t: tf.Tensor4D) => tf.sub(tf.slice(t, [0, 1, 0, 0], [n, h - 1, w, c]), tf.slice(t, [0, 0, 0, 0], [n, h - 1, w, c]));
+  return tf.add(tf.mean(tf.abs(tf.sub(dx(a), dx(b)))), tf.mean(tf.abs(tf.sub(dy(a), dy(b))))) as tf.Scalar;
+}
+
+/**
+ * Decoder fine-tuning: the encoder (and quant_conv) frozen, so latents, their scaling factor and every
+ * UNet trained on them stay valid; the decoder learns to render them back sharper. L1 + L2 as in the VAE
+ * stage plus an L1 on image gradients (`edgeWeight`), which the thin lines, dots and grout of styles need
+ * and which pixel losses at this size mostly average away.
+ */
+export function decoderStage(models: AtelierModels, edgeWeight = 1): Stage {
+  models.vae.encoder.setTrainable(false);
+  models.vae.quant_conv.setTrainable(false);
+  return {
+    name: 'decoder',
+    modules: { vae: models.vae },
+    loss(batch, stepSeed) {
+      return tf.tidy(() => {
+        const x = imagesTensor(batch);
+        const post = models.vae.encode(x);
+        // The posterior sample, as the UNet's training latents are (the frozen encoder gets no gradient).
+        const z = post.sample(undefined, stepSeed);
+        post.dispose();
+        const rec = models.vae.decode(z) as tf.Tensor4D;
+        const diff = tf.sub(rec, x);
+        const recLoss = tf.add(tf.mean(tf.abs(diff)), tf.mean(tf.square(diff)));
+        return tf.add(recLoss, tf.mul(gradientL1(rec, x), edgeWeight)) as tf.Scalar;
+      });
+    },
+  };
+}
+
+/** Parameters a stage trains (sizes the data-parallel gradient buffer). */
+export function trainedParameterCount(models: AtelierModels, stage: StageName): number {
+  if (stage === 'vae') return models.vae.parameterCount();
+  if (stage === 'decoder') return models.vae.decoder.parameterCount() + models.vae.post_quant_conv.parameterCount();
+  return models.unet.parameterCount() + models.textEncoder.parameterCount();
 }
 
 /** The latent scale that gives unit variance (Stable Diffusion's 0.18215 was measured the same way). */

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
 import { AdamW, AllReducer, Ema, clipGradNorm, flattenTensors, unflattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
-import { buildAtelierModels, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
+import { buildAtelierModels, decoderStage, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
 import { autoencoderBatch, pretrainBatch } from '../data';
 import { loadCheckpointWeights, loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
@@ -48,12 +48,13 @@ async function run(cfg: WorkerConfig): Promise<void> {
   if (cfg.stage === 'vae') {
     stage = vaeStage(models);
   } else {
-    if (!cfg.vaeCheckpointDir) throw new Error('diffusion stage needs the VAE checkpoint');
+    // Both later stages start from the finished VAE (its encoder defines the latents).
+    if (!cfg.vaeCheckpointDir) throw new Error(`${cfg.stage} stage needs the VAE checkpoint`);
     const vaeState = readCheckpointState(cfg.vaeCheckpointDir);
     if (!vaeState) throw new Error(`no VAE checkpoint in ${cfg.vaeCheckpointDir}`);
     loadCheckpointWeights(cfg.vaeCheckpointDir, { vae: models.vae });
     scalingFactor = (vaeState.scalingFactor as number | undefined) ?? measureScalingFactor(models.vae, cfg.seed);
-    stage = diffusionStage(models, scalingFactor, { minSnrGamma: cfg.minSnrGamma });
+    stage = cfg.stage === 'decoder' ? decoderStage(models) : diffusionStage(models, scalingFactor, { minSnrGamma: cfg.minSnrGamma });
   }
   const variables = Object.values(stage.modules).flatMap((m) => m.trainableVariables());
   const shapes = variables.map((v) => v.shape);
@@ -114,7 +115,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
   while (state.step < cfg.steps) {
     const t0 = Date.now();
     const stepSeed = (cfg.seed * 100003 + state.step * 31 + cfg.rank) >>> 0;
-    const batch = cfg.stage === 'vae'
+    const batch = cfg.stage !== 'diffusion'
       ? autoencoderBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, textureShare: cfg.textureShare ?? 0 })
       : pretrainBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, dropCaption: 0.1 });
     const { value, grads } = tf.variableGrads(() => stage.loss(batch, stepSeed), variables);

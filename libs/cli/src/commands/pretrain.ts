@@ -1,13 +1,15 @@
 import * as path from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { exportAtelier, readCheckpointState, runStage, type StageName, type WorkerMessage } from '@museum/atelier';
 import { initBackend } from '@museum/tensor';
 import { atelierDir, modelsDir } from '../paths';
+import { intFlag } from '../flags';
 
 interface PretrainOpts {
-  stage: 'vae' | 'diffusion' | 'all';
+  stage: 'vae' | 'decoder' | 'diffusion' | 'all';
   vaeSteps: string;
+  decoderSteps: string;
   diffusionSteps: string;
   batch: string;
   vaeBatch: string;
@@ -69,36 +71,66 @@ async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureSh
   return !r.stopped && r.step >= steps;
 }
 
+/**
+ * The diffusion stage learns the VAE encoder's latents: once it has a checkpoint, training the VAE further
+ * would silently invalidate it. Refuse; the decoder stage improves reconstructions without moving latents.
+ */
+export function guardVaeLatents(checkpoints: string, vaeSteps: number): void {
+  const vae = readCheckpointState(path.join(checkpoints, 'vae'));
+  const diffusion = readCheckpointState(path.join(checkpoints, 'diffusion'));
+  if (vae && diffusion && vaeSteps > vae.step) {
+    throw new InvalidArgumentError(
+      `--vae-steps ${vaeSteps} would train the VAE on from step ${vae.step}, but the diffusion checkpoint (step ${diffusion.step}) ` +
+        `was trained on its latents; use --stage decoder to sharpen reconstructions, or move ${path.join(checkpoints, 'diffusion')} away first`,
+    );
+  }
+}
+
 export function registerPretrain(program: Command): void {
   program
     .command('pretrain')
     .description('pre-train the Atelier base model from scratch on the procedural world (resumable; Ctrl-C checkpoints)')
-    .option('--stage <stage>', 'vae, diffusion or all', 'all')
-    .option('--vae-steps <n>', 'VAE training steps', '2100')
-    .option('--diffusion-steps <n>', 'text encoder + UNet training steps', '6000')
+    .option('--stage <stage>', 'vae, decoder, diffusion or all (vae, then decoder when --decoder-steps > 0, then diffusion)', 'all')
+    .option('--vae-steps <n>', 'VAE training steps', '1750')
+    .option('--decoder-steps <n>', 'decoder fine-tuning steps on the frozen encoder (0: none)', '0')
+    .option('--diffusion-steps <n>', 'text encoder + UNet training steps', '4000')
     .option('--batch <n>', 'diffusion stage: global batch size (split over workers)', '32')
     .option('--vae-batch <n>', 'VAE stage: global batch size', '16')
     .option('--texture-share <x>', 'VAE stage: share of generic textures among training images (0: base renderings only)', '0.5')
     .option('--min-snr <gamma>', 'diffusion stage: Min-SNR-γ loss weighting (0: plain MSE)', '5')
     .option('--workers <n>', 'data-parallel worker threads (default: one per core)')
-    .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 5e-4 diffusion)')
+    .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 1e-4 decoder, 5e-4 diffusion)')
     .option('--checkpoints <dir>', 'checkpoint folder (default: models/checkpoints/atelier)')
     .option('--out <dir>', 'where the finished diffusers folder goes (default: models/atelier)')
     .option('--export-only', 'only write the diffusers folder from the current checkpoints')
     .action(async (o: PretrainOpts) => {
       const checkpoints = path.resolve(o.checkpoints ?? path.join(modelsDir(), 'checkpoints', 'atelier'));
       const out = path.resolve(o.out ?? atelierDir());
-      const batch = Number(o.batch);
-      const workers = o.workers ? Number(o.workers) : undefined;
+      const batch = intFlag('--batch', o.batch) as number;
+      const vaeBatch = intFlag('--vae-batch', o.vaeBatch) as number;
+      const decoderSteps = intFlag('--decoder-steps', o.decoderSteps, 0) as number;
+      const workers = intFlag('--workers', o.workers);
+      if (!['vae', 'decoder', 'diffusion', 'all'].includes(o.stage)) throw new InvalidArgumentError(`--stage must be vae, decoder, diffusion or all, got '${o.stage}'`);
+      if (o.stage === 'decoder' && decoderSteps === 0) throw new InvalidArgumentError('--stage decoder needs --decoder-steps > 0');
+      const lr = (fallback: number) => (o.lr === undefined ? fallback : Number(o.lr));
       if (!o.exportOnly) {
         if (o.stage === 'vae' || o.stage === 'all') {
-          const ok = await runOne({ stage: 'vae', steps: Number(o.vaeSteps), batch: Number(o.vaeBatch), lr: Number(o.lr ?? 1e-3), checkpoints, workers, textureShare: Number(o.textureShare) });
+          guardVaeLatents(checkpoints, intFlag('--vae-steps', o.vaeSteps) as number);
+          const ok = await runOne({ stage: 'vae', steps: Number(o.vaeSteps), batch: vaeBatch, lr: lr(1e-3), checkpoints, workers, textureShare: Number(o.textureShare) });
+          if (!ok) return;
+        }
+        if (o.stage === 'decoder' || (o.stage === 'all' && decoderSteps > 0)) {
+          const ok = await runOne({ stage: 'decoder', steps: decoderSteps, batch: vaeBatch, lr: lr(1e-4), checkpoints, workers, textureShare: Number(o.textureShare) });
           if (!ok) return;
         }
         if (o.stage === 'diffusion' || o.stage === 'all') {
-          const ok = await runOne({ stage: 'diffusion', steps: Number(o.diffusionSteps), batch, lr: Number(o.lr ?? 5e-4), checkpoints, workers, minSnrGamma: Number(o.minSnr) });
+          const ok = await runOne({ stage: 'diffusion', steps: intFlag('--diffusion-steps', o.diffusionSteps) as number, batch, lr: lr(5e-4), checkpoints, workers, minSnrGamma: Number(o.minSnr) });
           if (!ok) return;
         }
+      }
+      if (!readCheckpointState(path.join(checkpoints, 'diffusion'))) {
+        process.stderr.write('[pretrain] no diffusion checkpoint yet: nothing to export (run --stage diffusion)\n');
+        return;
       }
       await initBackend();
       const r = exportAtelier({ checkpointsDir: checkpoints, outDir: out });
