@@ -4,3 +4,4 @@ export * from './ema';
 export * from './schedule';
 export * from './all-reduce';
 export * from './flat';
+export * from './flat_optim';

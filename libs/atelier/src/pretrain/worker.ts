@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
-import { AdamW, AllReducer, Ema, clipGradNorm, flattenTensors, unflattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
+import { AllReducer, FlatAdamW, FlatEma, clipScale, flatNorm, flattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
 import { buildAtelierModels, decoderStage, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
 import { autoencoderBatch, pretrainBatch } from '../data';
 import { loadCheckpointWeights, loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
@@ -58,9 +58,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
   }
   const variables = Object.values(stage.modules).flatMap((m) => m.trainableVariables());
   const shapes = variables.map((v) => v.shape);
-  const opt = new AdamW(variables, { lr: cfg.lr, weightDecay: 0.01 });
   const isLead = cfg.rank === 0;
-  const ema = isLead ? new Ema(variables, cfg.emaDecay) : null;
 
   let state: CheckpointState = {
     stage: cfg.stage, step: 0, totalSteps: cfg.steps, seed: cfg.seed, scalingFactor,
@@ -73,6 +71,11 @@ async function run(cfg: WorkerConfig): Promise<void> {
       loadPrefixed(stage.modules, w);
       for (const t of w.values()) t.dispose();
     }
+  }
+  // The fused optimizer and EMA mirror the (possibly just loaded) live weights in flat buffers.
+  const opt = new FlatAdamW(variables, { lr: cfg.lr, weightDecay: 0.01 });
+  const ema = isLead ? new FlatEma(variables, cfg.emaDecay) : null;
+  if (saved) {
     const o = readCheckpointTensors(cfg.checkpointDir, 'optimizer');
     if (o) {
       opt.loadState(o, saved.step);
@@ -81,12 +84,10 @@ async function run(cfg: WorkerConfig): Promise<void> {
     if (ema) {
       const e = readCheckpointTensors(cfg.checkpointDir, 'ema');
       if (e) {
-        // Load EMA weights through the modules, then swap them into the shadow copies.
-        const live = variables.map((v) => v.clone());
+        // The EMA copy is saved under the modules' names: load it through them, take it, restore the live weights.
         loadPrefixed(stage.modules, e);
-        ema.shadow.forEach((s, i) => s.assign(variables[i]));
-        variables.forEach((v, i) => v.assign(live[i]));
-        live.forEach((t) => t.dispose());
+        ema.setFromVariables();
+        opt.writeToVariables();
         for (const t of e.values()) t.dispose();
       }
     }
@@ -94,17 +95,15 @@ async function run(cfg: WorkerConfig): Promise<void> {
   }
   const reducer = new AllReducer(cfg.shared, cfg.rank);
   const stopFlag = new Int32Array(cfg.stop);
-  post({ type: 'ready', rank: cfg.rank, step: state.step, params: variables.reduce((s, v) => s + v.size, 0) });
+  post({ type: 'ready', rank: cfg.rank, step: state.step, params: opt.size });
 
   const save = () => {
     if (!isLead || !ema) return;
     const weights = prefixedStateDict(stage.modules);
     // The EMA weights are written under the same names: swap them in, read them out, swap back.
-    const live = variables.map((v) => v.clone());
-    ema.copyTo(variables);
+    ema.copyToVariables();
     const emaWeights = prefixedStateDict(stage.modules);
-    variables.forEach((v, i) => v.assign(live[i]));
-    live.forEach((t) => t.dispose());
+    opt.writeToVariables();
     const optimizer = opt.stateTensors();
     writeCheckpoint(cfg.checkpointDir, { weights, ema: emaWeights, optimizer, state });
     for (const m of [weights, emaWeights, optimizer]) for (const t of m.values()) t.dispose();
@@ -123,30 +122,26 @@ async function run(cfg: WorkerConfig): Promise<void> {
     const flat = flattenTensors(gradList, shapes, [value.dataSync()[0], Atomics.load(stopFlag, 0)]);
     value.dispose();
     for (const g of Object.values(grads)) g.dispose();
+    // Averaged gradients, then the trailing extras: [mean loss, stop requested by any rank].
     const mean = reducer.mean(flat);
-    const { tensors, extra } = unflattenTensors(mean, shapes);
-    const { grads: clipped, norm } = clipGradNorm(tensors, 1.0);
+    const norm = flatNorm(mean, opt.size);
     const lr = warmupCosineLr(state.step, { peak: cfg.lr, warmup: cfg.warmup, total: cfg.steps });
-    opt.apply(clipped, lr);
-    tensors.forEach((t) => t.dispose());
-    clipped.forEach((t) => t?.dispose());
-    ema?.update(state.step);
+    opt.apply(mean, lr, clipScale(norm, 1.0));
+    ema?.update(state.step, opt.params);
     state.step += 1;
     state.imagesSeen += cfg.batchPerRank * cfg.worldSize;
     state.trainSeconds += (Date.now() - t0) / 1000;
-    const loss = extra[0];
+    const loss = mean[opt.size];
     if (state.step % 10 === 0) state.lossHistory.push([state.step, loss]);
     post({ type: 'step', step: state.step, loss, lr, gradNorm: norm, seconds: (Date.now() - t0) / 1000 });
-    if (extra[1] > 0) stopped = true;
+    if (mean[opt.size + 1] > 0) stopped = true;
     if (stopped || state.step % cfg.checkpointEvery === 0 || state.step === cfg.steps) save();
     if (stopped) break;
   }
   if (cfg.stage === 'vae' && isLead && state.step >= cfg.steps && ema) {
-    const live = variables.map((v) => v.clone());
-    ema.copyTo(variables);
+    ema.copyToVariables();
     state.scalingFactor = measureScalingFactor(models.vae, cfg.seed);
-    variables.forEach((v, i) => v.assign(live[i]));
-    live.forEach((t) => t.dispose());
+    opt.writeToVariables();
     save();
   }
   post({ type: 'done', step: state.step, stopped });
