@@ -9,6 +9,11 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** The hyper-parameters with their defaults (β1 0.9, β2 0.999, ε 1e-8, no decay). */
+export function adamHyperParameters(o: AdamWOptions): Required<AdamWOptions> {
+  return { lr: o.lr, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0 };
+}
+
 /**
  * AdamW over an explicit list of variables. TF.js's own optimizers key their state by variable
  * name and cannot save it portably; this one keeps its moments in order with the variable list,
@@ -29,11 +34,7 @@ export class AdamW {
     readonly variables: tf.Variable[],
     options: AdamWOptions,
   ) {
-    this.lr = options.lr;
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.999;
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0;
+    ({ lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay } = adamHyperParameters(options));
     // tf.variable shares the initial tensor's data: free the initial tensor object, or it leaks.
     const zeros = (x: tf.Variable) => {
       const z = tf.zerosLike(x);

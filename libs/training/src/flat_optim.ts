@@ -10,7 +10,7 @@
  * averaged gradients, so replicas stay bit-identical.
  */
 import { tf } from '@museum/tensor';
-import type { AdamWOptions } from './adamw';
+import { adamHyperParameters, type AdamWOptions } from './adamw';
 
 /** Where each variable lives in the flat buffers. */
 interface Slot {
@@ -70,11 +70,7 @@ export class FlatAdamW {
     readonly variables: tf.Variable[],
     options: AdamWOptions,
   ) {
-    this.lr = options.lr;
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.999;
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0;
+    ({ lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay } = adamHyperParameters(options));
     const { slots, total } = slotsOf(variables);
     this.slots = slots;
     this.params = new Float32Array(total);

@@ -51,6 +51,21 @@ function imagesTensor(batch: Batch): tf.Tensor4D {
   return tf.tensor4d(batch.images, [batch.count, ATELIER_IMAGE_SIZE, ATELIER_IMAGE_SIZE, 3]);
 }
 
+/**
+ * Encode a batch, decode a posterior sample: the images, the reconstruction, its L1 + L2 loss and the KL
+ * toward N(0, I) (per latent element). Call inside a tidy.
+ */
+function reconstruct(vae: AutoencoderKL, batch: Batch, stepSeed: number): { x: tf.Tensor4D; rec: tf.Tensor4D; recLoss: tf.Scalar; kl: tf.Scalar } {
+  const x = imagesTensor(batch);
+  const post = vae.encode(x);
+  const rec = vae.decode(post.sample(undefined, stepSeed)) as tf.Tensor4D;
+  const diff = tf.sub(rec, x);
+  const recLoss = tf.add(tf.mean(tf.abs(diff)), tf.mean(tf.square(diff))) as tf.Scalar;
+  const kl = tf.mul(0.5, tf.mean(tf.sub(tf.add(tf.square(post.mean), tf.exp(post.logvar)), tf.add(1, post.logvar)))) as tf.Scalar;
+  post.dispose();
+  return { x, rec, recLoss, kl };
+}
+
 // KL weight per latent element relative to the per-pixel reconstruction: Stable Diffusion's 1e-6 on sums is
 // ~1e-7 here; 1e-6 keeps latents near unit scale without the blur a strong KL causes (2e-4 did).
 export function vaeStage(models: AtelierModels, klWeight = 1e-6): Stage {
@@ -59,14 +74,7 @@ export function vaeStage(models: AtelierModels, klWeight = 1e-6): Stage {
     modules: { vae: models.vae },
     loss(batch, stepSeed) {
       return tf.tidy(() => {
-        const x = imagesTensor(batch);
-        const post = models.vae.encode(x);
-        const z = post.sample(undefined, stepSeed);
-        const rec = models.vae.decode(z);
-        const diff = tf.sub(rec, x);
-        const recLoss = tf.add(tf.mean(tf.abs(diff)), tf.mean(tf.square(diff)));
-        const kl = tf.mul(0.5, tf.mean(tf.sub(tf.add(tf.square(post.mean), tf.exp(post.logvar)), tf.add(1, post.logvar))));
-        post.dispose();
+        const { recLoss, kl } = reconstruct(models.vae, batch, stepSeed);
         return tf.add(recLoss, tf.mul(kl, klWeight)) as tf.Scalar;
       });
     },
@@ -95,14 +103,8 @@ export function decoderStage(models: AtelierModels, edgeWeight = 1): Stage {
     modules: { vae: models.vae },
     loss(batch, stepSeed) {
       return tf.tidy(() => {
-        const x = imagesTensor(batch);
-        const post = models.vae.encode(x);
-        // The posterior sample, as the UNet's training latents are (the frozen encoder gets no gradient).
-        const z = post.sample(undefined, stepSeed);
-        post.dispose();
-        const rec = models.vae.decode(z) as tf.Tensor4D;
-        const diff = tf.sub(rec, x);
-        const recLoss = tf.add(tf.mean(tf.abs(diff)), tf.mean(tf.square(diff)));
+        // A posterior sample, as the UNet's training latents are (the frozen encoder gets no gradient).
+        const { x, rec, recLoss } = reconstruct(models.vae, batch, stepSeed);
         return tf.add(recLoss, tf.mul(gradientL1(rec, x), edgeWeight)) as tf.Scalar;
       });
     },
