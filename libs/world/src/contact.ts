@@ -35,23 +35,36 @@ export function contactSheet(opts: ContactSheetOptions = {}): ContactSheet {
   const styles = opts.styles ?? ALL_STYLES;
   const columns = opts.columns ?? 8;
   const seed = opts.seed ?? 0;
-  const gap = opts.gap ?? 2;
-  const cell = SIZE;
-  const W = columns * cell + (columns + 1) * gap;
-  const H = styles.length * cell + (styles.length + 1) * gap;
-  const sheet = new Uint8Array(W * H * 3).fill(40);
-  styles.forEach((style, r) => {
-    for (let c = 0; c < columns; c++) {
-      const s = renderSample({
+  const rows = styles.map((style, r) =>
+    Array.from({ length: columns }, (_, c) =>
+      renderSample({
         style,
         seed: deriveSeed(seed, 'contact', c),
         shape: SHAPES[c % SHAPES.length],
         colour: COLOURS[(c + r + floor(c / SHAPES.length) * 3) % COLOURS.length],
-      });
+      }).rgb,
+    ),
+  );
+  return tileSheet(rows, { gap: opts.gap, scale: opts.scale });
+}
+
+/**
+ * A grid of 64x64 RGB tiles (`rows[r][c]`, bytes HWC) with `gap` px between them on a `background` grey,
+ * upscaled by `scale` (nearest neighbour), and its PNG.
+ */
+export function tileSheet(rows: Uint8Array[][], opts: { gap?: number; scale?: number; background?: number } = {}): ContactSheet {
+  const gap = opts.gap ?? 2;
+  const cell = SIZE;
+  const columns = Math.max(0, ...rows.map((r) => r.length));
+  const W = columns * cell + (columns + 1) * gap;
+  const H = rows.length * cell + (rows.length + 1) * gap;
+  const sheet = new Uint8Array(W * H * 3).fill(opts.background ?? 40);
+  rows.forEach((tiles, r) => {
+    tiles.forEach((rgb, c) => {
       const x0 = gap + c * (cell + gap);
       const y0 = gap + r * (cell + gap);
-      for (let y = 0; y < cell; y++) sheet.set(s.rgb.subarray(y * cell * 3, (y + 1) * cell * 3), ((y0 + y) * W + x0) * 3);
-    }
+      for (let y = 0; y < cell; y++) sheet.set(rgb.subarray(y * cell * 3, (y + 1) * cell * 3), ((y0 + y) * W + x0) * 3);
+    });
   });
   const scale = opts.scale ?? 2;
   const up = scale > 1 ? upscale(sheet, W, H, scale) : { rgb: sheet, width: W, height: H };

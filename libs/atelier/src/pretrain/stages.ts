@@ -111,13 +111,6 @@ export function decoderStage(models: AtelierModels, edgeWeight = 1): Stage {
   };
 }
 
-/** Parameters a stage trains (sizes the data-parallel gradient buffer). */
-export function trainedParameterCount(models: AtelierModels, stage: StageName): number {
-  if (stage === 'vae') return models.vae.parameterCount();
-  if (stage === 'decoder') return models.vae.decoder.parameterCount() + models.vae.post_quant_conv.parameterCount();
-  return models.unet.parameterCount() + models.textEncoder.parameterCount();
-}
-
 /** The latent scale that gives unit variance (Stable Diffusion's 0.18215 was measured the same way). */
 export function measureScalingFactor(vae: AutoencoderKL, seed: number, images = 256): number {
   const batch = pretrainBatch({ seed, index: 0, rank: 999, size: images });
@@ -180,3 +173,21 @@ export function diffusionStage(models: AtelierModels, scalingFactor: number, opt
   };
 }
 
+
+/** The stage called `name` on these models (the diffusion stage needs the VAE's scaling factor). */
+export function makeStage(models: AtelierModels, name: StageName, o: { scalingFactor?: number } & DiffusionStageOptions = {}): Stage {
+  if (name === 'vae') return vaeStage(models);
+  if (name === 'decoder') return decoderStage(models);
+  if (o.scalingFactor === undefined) throw new Error('the diffusion stage needs the VAE scaling factor');
+  return diffusionStage(models, o.scalingFactor, o);
+}
+
+/** The trainable variables of a stage, in the order its gradients are flattened and all-reduced. */
+export function stageVariables(stage: Stage): tf.Variable[] {
+  return Object.values(stage.modules).flatMap((m) => m.trainableVariables());
+}
+
+/** Parameters a stage trains (sizes the data-parallel gradient buffer); freezes parts of `models` as the stage does. */
+export function trainedParameterCount(models: AtelierModels, name: StageName): number {
+  return stageVariables(makeStage(models, name, { scalingFactor: 1 })).reduce((n, v) => n + v.size, 0);
+}

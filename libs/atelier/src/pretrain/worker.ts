@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
 import { AllReducer, FlatAdamW, FlatEma, clipScale, flatNorm, flattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
-import { buildAtelierModels, decoderStage, diffusionStage, measureScalingFactor, vaeStage, type Stage, type StageName } from './stages';
+import { buildAtelierModels, makeStage, measureScalingFactor, stageVariables, type StageName } from './stages';
 import { autoencoderBatch, pretrainBatch } from '../data';
 import { loadCheckpointWeights, loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
@@ -43,20 +43,17 @@ async function run(cfg: WorkerConfig): Promise<void> {
   await initBackend({ log: () => {} });
   const post = (m: WorkerMessage) => parentPort?.postMessage(m);
   const models = buildAtelierModels(cfg.seed, cfg.overrides);
-  let stage: Stage;
   let scalingFactor: number | undefined;
-  if (cfg.stage === 'vae') {
-    stage = vaeStage(models);
-  } else {
+  if (cfg.stage !== 'vae') {
     // Both later stages start from the finished VAE (its encoder defines the latents).
     if (!cfg.vaeCheckpointDir) throw new Error(`${cfg.stage} stage needs the VAE checkpoint`);
     const vaeState = readCheckpointState(cfg.vaeCheckpointDir);
     if (!vaeState) throw new Error(`no VAE checkpoint in ${cfg.vaeCheckpointDir}`);
     loadCheckpointWeights(cfg.vaeCheckpointDir, { vae: models.vae });
     scalingFactor = (vaeState.scalingFactor as number | undefined) ?? measureScalingFactor(models.vae, cfg.seed);
-    stage = cfg.stage === 'decoder' ? decoderStage(models) : diffusionStage(models, scalingFactor, { minSnrGamma: cfg.minSnrGamma });
   }
-  const variables = Object.values(stage.modules).flatMap((m) => m.trainableVariables());
+  const stage = makeStage(models, cfg.stage, { scalingFactor, minSnrGamma: cfg.minSnrGamma });
+  const variables = stageVariables(stage);
   const shapes = variables.map((v) => v.shape);
   const isLead = cfg.rank === 0;
 

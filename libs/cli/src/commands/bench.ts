@@ -7,7 +7,7 @@ import { initBackend } from '@museum/tensor';
 import { AutoencoderKL, StableDiffusionPipeline, loadModelFolder, type SamplerName } from '@museum/models';
 import { loadInstruments, disposeInstruments } from '@museum/instruments';
 import { runBaseBench, runCodecBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
-import { buildAtelierModels, loadCheckpointWeights, readCheckpointState } from '@museum/atelier';
+import { ATELIER_VAE_CONFIG, loadCheckpointWeights, readCheckpointState } from '@museum/atelier';
 import { atelierDir } from '../paths';
 import { intFlag } from '../flags';
 import { registerContinual } from './continual';
@@ -102,11 +102,8 @@ export function registerBench(program: Command): void {
         const dir = path.resolve(o.checkpoint);
         const state = readCheckpointState(dir);
         if (!state) throw new Error(`no checkpoint in ${dir}`);
-        const seed = state.seed;
-        const models = buildAtelierModels(seed);
-        models.unet.dispose();
-        models.textEncoder.dispose();
-        vae = models.vae;
+        // Only the autoencoder: every weight comes from the checkpoint (strict load), so no seed is needed.
+        vae = new AutoencoderKL(ATELIER_VAE_CONFIG);
         const which = loadCheckpointWeights(dir, { vae });
         source = `checkpoint ${dir} (step ${state.step}, ${which})`;
       } else {

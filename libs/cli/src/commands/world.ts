@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import {
-  BENCHMARK_STYLES, SIZE, TEXTURE_KINDS, contentPrompt, encodePng, fewShotSet, isBenchmarkStyle, renderTexture, upscale, writeContactSheet,
+  BENCHMARK_STYLES, TEXTURE_KINDS, contentPrompt, encodePng, fewShotSet, isBenchmarkStyle, renderTexture, tileSheet, writeContactSheet,
 } from '@museum/world';
 import { intFlag } from '../flags';
 
@@ -30,21 +30,8 @@ export function writeFewShotFolder(style: string, out: string): string[] {
 
 /** A grid of generic textures (rows: kinds), as the autoencoder sees them. */
 export function texturesSheetPng(columns: number, scale: number): Buffer {
-  const gap = 2;
-  const w = columns * (SIZE + gap) + gap;
-  const h = TEXTURE_KINDS.length * (SIZE + gap) + gap;
-  const rgb = new Uint8Array(w * h * 3).fill(255);
-  TEXTURE_KINDS.forEach((kind, r) => {
-    for (let c = 0; c < columns; c++) {
-      const tile = renderTexture(1000 * r + c, kind).rgb;
-      for (let y = 0; y < SIZE; y++) {
-        const dst = ((gap + r * (SIZE + gap) + y) * w + gap + c * (SIZE + gap)) * 3;
-        rgb.set(tile.subarray(y * SIZE * 3, (y + 1) * SIZE * 3), dst);
-      }
-    }
-  });
-  const up = upscale(rgb, w, h, scale);
-  return encodePng(up.rgb, up.width, up.height);
+  const rows = TEXTURE_KINDS.map((kind, r) => Array.from({ length: columns }, (_, c) => renderTexture(1000 * r + c, kind).rgb));
+  return tileSheet(rows, { scale, background: 255 }).png;
 }
 
 export function registerWorld(program: Command): void {
