@@ -23,7 +23,7 @@ async function unusedPort(): Promise<number> {
 test('runDoctor reports backend, matmul speed, node, cpus, NATS with JetStream, models', async () => {
   const before = tf.memory().numTensors;
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'museum-doctor-'));
-  const r = await runDoctor({ natsUrl: NATS_URL, modelDir: empty, matmulRuns: 3 });
+  const r = await runDoctor({ natsUrl: NATS_URL, modelDir: empty, matmulRuns: 3, renderCount: 200 });
   expect(tf.memory().numTensors).toBe(before);
 
   expect(r.backend).toBe(process.env.MUSEUM_BACKEND ?? 'wasm');
@@ -32,6 +32,8 @@ test('runDoctor reports backend, matmul speed, node, cpus, NATS with JetStream, 
   expect(typeof r.threads).toBe('boolean');
   expect(r.matmul_gflops).toBeGreaterThan(0);
   expect(Number.isFinite(r.matmul_gflops)).toBe(true);
+  expect(r.world_render_per_cpu_s).toBeGreaterThan(0);
+  expect(Number.isFinite(r.world_render_per_cpu_s)).toBe(true);
   expect(r.node_version).toBe(process.version);
   expect(r.cpus).toBeGreaterThanOrEqual(1);
   expect(r.museum_version).toMatch(/^\d+\.\d+\.\d+/);

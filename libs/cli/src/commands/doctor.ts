@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { initBackend, measureMatmulGflops } from '@museum/tensor';
+import { measureRenderRate } from '@museum/world';
 import { atelierDir, museumVersion } from '../paths';
 
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
@@ -50,6 +51,8 @@ export interface DoctorReport {
   threads: boolean;
   /** Median GFLOP/s of a 1024x1024 float32 matMul. */
   matmul_gflops: number;
+  /** Procedural-world rendering speed (images per CPU second, all styles mixed). */
+  world_render_per_cpu_s: number;
   node_version: string;
   platform: string;
   cpus: number;
@@ -64,6 +67,8 @@ export interface DoctorOptions {
   modelDir?: string;
   matmulSize?: number;
   matmulRuns?: number;
+  /** Images rendered to measure the world's rendering speed. */
+  renderCount?: number;
 }
 
 function message(err: unknown): string {
@@ -139,6 +144,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const backend = await initBackend({ log: () => {} });
   // Synchronous and CPU-bound: run it before the NATS probe so it cannot eat the probe's timeout.
   const gflops = measureMatmulGflops({ size: options.matmulSize ?? 1024, runs: options.matmulRuns ?? 5 });
+  const renderRate = measureRenderRate({ count: options.renderCount ?? 2000 });
   const nats = await checkNats(natsUrl, options.natsTimeoutMs ?? 2000);
   return {
     museum_version: museumVersion(),
@@ -147,6 +153,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     simd: backend.simd,
     threads: backend.threads,
     matmul_gflops: Math.round(gflops * 100) / 100,
+    world_render_per_cpu_s: Math.round(renderRate),
     node_version: process.version,
     platform: `${process.platform}-${process.arch}`,
     cpus: os.availableParallelism?.() ?? os.cpus().length,
@@ -164,6 +171,7 @@ export function formatDoctor(r: DoctorReport): string {
   row('node', `${r.node_version} (${r.platform}), ${r.cpus} cpu${r.cpus === 1 ? '' : 's'}`);
   row('backend', `${r.backend} (${r.backend_package}), simd ${yesNo(r.simd)}, threads ${yesNo(r.threads)}`);
   row('matmul', `${r.matmul_gflops.toFixed(1)} GFLOP/s (1024x1024 float32, median)`);
+  row('world', `${r.world_render_per_cpu_s} images per CPU second (procedural renderer, all styles)`);
   const n = r.nats;
   if (!n.reachable) row('nats', `UNREACHABLE at ${n.url}: ${n.error ?? 'no answer'}`);
   else {
