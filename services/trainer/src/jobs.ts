@@ -1,11 +1,12 @@
 /**
  * Style-learning jobs: a FIFO run one at a time (training takes the whole machine), each with a
  * status that watchers receive on every change. Finished jobs are kept (bounded) so that a client
- * can still watch a job that ended before it asked.
+ * can still watch a job that ended before it asked; with a journal they survive a restart too.
  */
 import { randomUUID } from 'node:crypto';
 import { museum } from '@museum/proto';
 import { captureContext, inSpan, type TraceContext } from '@museum/rpc';
+import type { JobJournal } from './journal';
 
 export type JobStatus = museum.v1.JobStatus;
 export const JobState = museum.v1.JobState;
@@ -35,6 +36,16 @@ export function isFinal(s: JobStatus): boolean {
 /** What running a job does; reports progress through `update`, resolves to the committed version. */
 export type JobRunner = (job: Job, update: (patch: Partial<JobStatus>) => void) => Promise<number>;
 
+export interface JobQueueOptions {
+  /** Finished jobs kept (default 100). */
+  history?: number;
+  log?: (msg: string) => void;
+  /** Where job states are kept across restarts (none: in memory only). */
+  journal?: JobJournal;
+  /** What became of a job the journal shows unfinished (called once per such job at construction). */
+  settleInterrupted?: (status: JobStatus) => Partial<JobStatus>;
+}
+
 export class JobQueue {
   private readonly jobs = new Map<string, Job>();
   private readonly queue: Job[] = [];
@@ -42,11 +53,26 @@ export class JobQueue {
   private readonly watchers = new Map<string, Set<(s: JobStatus) => void>>();
   private idleWaiters: Array<() => void> = [];
 
+  private readonly history: number;
+  private readonly log: (msg: string) => void;
+  private readonly journal: JobJournal | undefined;
+
   constructor(
     private readonly runner: JobRunner,
-    private readonly history = 100,
-    private readonly log: (msg: string) => void = () => {},
-  ) {}
+    options: JobQueueOptions = {},
+  ) {
+    this.history = options.history ?? 100;
+    this.log = options.log ?? (() => {});
+    this.journal = options.journal;
+    if (this.journal) {
+      const settle = options.settleInterrupted ?? (() => ({ state: JobState.JOB_STATE_FAILED, error: 'interrupted: the trainer stopped before the job finished; submit it again' }));
+      for (const rec of this.journal.recover(settle, (file, why) => this.log(`trainer: skipped job record ${file}: ${why}`))) {
+        // a past job: watchable and listed, never run again (its images were not kept)
+        this.jobs.set(rec.status.jobId, { spec: { style: rec.status.style, images: [], seed: 0 }, status: rec.status, abort: new AbortController(), trace: captureContext() });
+      }
+      this.trim();
+    }
+  }
 
   /** Styles queued or being learned (a second job may not take the same name). */
   activeStyles(): Set<string> {
@@ -64,6 +90,7 @@ export class JobQueue {
       status: { jobId: id, style: spec.style, state: JobState.JOB_STATE_QUEUED, step: 0, totalSteps: spec.steps ?? 0, loss: 0, museumVersion: 0, error: '' },
     };
     this.jobs.set(id, job);
+    this.persist(job);
     this.queue.push(job);
     this.trim();
     void this.pump();
@@ -114,7 +141,9 @@ export class JobQueue {
   }
 
   private update(job: Job, patch: Partial<JobStatus>): void {
+    const stateChanged = patch.state !== undefined && patch.state !== job.status.state;
     Object.assign(job.status, patch);
+    if (stateChanged) this.persist(job);
     const snapshot = { ...job.status };
     for (const fn of this.watchers.get(job.status.jobId) ?? []) fn(snapshot);
     if (isFinal(job.status)) this.watchers.delete(job.status.jobId);
@@ -149,8 +178,21 @@ export class JobQueue {
     w.forEach((f) => f());
   }
 
+  /** Journal the job's state; a journal that cannot be written is logged, never fails the job. */
+  private persist(job: Job): void {
+    if (!this.journal) return;
+    try {
+      this.journal.record(job.status);
+    } catch (err) {
+      this.log(`trainer: could not journal job ${job.status.jobId}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   private trim(): void {
     const done = [...this.jobs.values()].filter((j) => isFinal(j.status));
-    for (const j of done.slice(0, Math.max(0, done.length - this.history))) this.jobs.delete(j.status.jobId);
+    for (const j of done.slice(0, Math.max(0, done.length - this.history))) {
+      this.jobs.delete(j.status.jobId);
+      this.journal?.forget(j.status.jobId);
+    }
   }
 }

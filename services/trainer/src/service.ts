@@ -21,6 +21,7 @@ import {
   type ServiceOptions,
 } from '@museum/rpc';
 import { JobQueue, type Job } from './jobs';
+import { JobJournal, jobJournalDir } from './journal';
 import { learnStyle } from './learn_style';
 import { watchJob } from './watch_job';
 import { cancelJob } from './cancel_job';
@@ -38,6 +39,8 @@ export interface TrainerServerOptions extends ServiceOptions {
   events?: { bus: EventBus; subjects?: MuseumSubjects };
   /** Training settings applied to every job (e.g. method, batchSize, rank); request options win for steps/seed/captions. */
   learn?: Omit<LearnStyleOptions, 'models' | 'onProgress' | 'signal' | 'captions' | 'seed' | 'commitHooks'>;
+  /** Where job records survive restarts (default `<museumDir>/records/jobs`; null: in memory only). */
+  jobsDir?: string | null;
   /** Images per style (default 32). */
   maxImages?: number;
   /** Largest `options.steps` accepted (default 5000). */
@@ -119,7 +122,19 @@ export class TrainerServer extends ManagedService {
     readModelIndex(this.options.modelDir);
     this.store = this.options.museum ?? Museum.openOrCreate(this.options.museumDir, { baseModelDir: this.options.modelDir });
     this.models = modelsFromPipeline(StableDiffusionPipeline.fromPretrained(this.options.modelDir));
-    this.jobsInstance = new JobQueue((job, update) => this.run(job, update), 100, this.log);
+    const store = this.store;
+    const jobsDir = this.options.jobsDir === undefined ? jobJournalDir(store.dir) : this.options.jobsDir;
+    this.jobsInstance = new JobQueue((job, update) => this.run(job, update), {
+      log: this.log,
+      journal: jobsDir ? new JobJournal(jobsDir) : undefined,
+      // the version is the truth: a job whose style is in the museum did commit before the stop
+      settleInterrupted: (status) => {
+        const learned = store.listStyles().find((s) => s.name === status.style);
+        return learned
+          ? { state: pb.v1.JobState.JOB_STATE_SUCCEEDED, museumVersion: learned.version, error: '' }
+          : { state: pb.v1.JobState.JOB_STATE_FAILED, error: 'interrupted: the trainer stopped before the job committed a version; submit it again' };
+      },
+    });
     // re-announce the latest version, in case the trainer stopped between its commit and its
     // announcement (the message id makes this a no-op when the stream already has it)
     const latest = this.store.latestVersion();

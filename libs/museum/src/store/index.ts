@@ -1,3 +1,3 @@
 export * from './manifest';
 export * from './museum';
-export { sha256Bytes, sha256File } from './fsutil';
+export { replaceFileAtomic, sha256Bytes, sha256File } from './fsutil';

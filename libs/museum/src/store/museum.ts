@@ -36,6 +36,8 @@ import {
 export const HEAD_FILE = 'HEAD';
 export const LOCK_FILE = 'LOCK';
 export const VERSIONS_DIR = 'versions';
+/** A folder beside the versions where services keep their own records (the trainer's job journal); not part of any version. */
+export const RECORDS_DIR = 'records';
 export const MANIFEST_FILE = 'manifest.json';
 export const LORA_FILE = 'lora.safetensors';
 export const TOKENS_FILE = 'tokens.safetensors';
@@ -131,7 +133,7 @@ export class Museum {
   static create(dir: string, options: CreateMuseumOptions): Museum {
     const abs = path.resolve(dir);
     if (fs.existsSync(path.join(abs, HEAD_FILE))) throw new MuseumError('ALREADY_EXISTS', `a museum already exists at ${abs}`);
-    if (fs.existsSync(abs) && fs.readdirSync(abs).some((f) => f !== VERSIONS_DIR && f !== LOCK_FILE)) {
+    if (fs.existsSync(abs) && fs.readdirSync(abs).some((f) => f !== VERSIONS_DIR && f !== LOCK_FILE && f !== RECORDS_DIR)) {
       throw new MuseumError('FAILED_PRECONDITION', `${abs} is not empty`);
     }
     let base = options.base;
