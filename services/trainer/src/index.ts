@@ -2,3 +2,4 @@
 export * from './service';
 export * from './jobs';
 export * from './journal';
+export * from './learner';

@@ -4,8 +4,7 @@
  * `museum.styles.learned` so the text encoders and denoisers hot-load it.
  */
 import { museum as pb } from '@museum/proto';
-import { StableDiffusionPipeline } from '@museum/models';
-import { Museum, disposeModels, learnStyle as learn, modelsFromPipeline, type LearnStyleOptions, type StyleModels } from '@museum/museum';
+import { Museum } from '@museum/museum';
 import {
   DEFAULT_LIMITS,
   ManagedService,
@@ -22,6 +21,7 @@ import {
 } from '@museum/rpc';
 import { JobQueue, type Job } from './jobs';
 import { JobJournal, jobJournalDir } from './journal';
+import { InProcessLearner, WorkerLearner, type LearnSettingsData, type LearnerMode, type StyleLearner } from './learner';
 import { learnStyle } from './learn_style';
 import { watchJob } from './watch_job';
 import { cancelJob } from './cancel_job';
@@ -38,7 +38,9 @@ export interface TrainerServerOptions extends ServiceOptions {
   museum?: Museum;
   events?: { bus: EventBus; subjects?: MuseumSubjects };
   /** Training settings applied to every job (e.g. method, batchSize, rank); request options win for steps/seed/captions. */
-  learn?: Omit<LearnStyleOptions, 'models' | 'onProgress' | 'signal' | 'captions' | 'seed' | 'commitHooks'>;
+  learn?: LearnSettingsData;
+  /** Where training runs (default `worker`: a thread of its own, so RPCs of this process never wait for it). */
+  learner?: LearnerMode;
   /** Where job records survive restarts (default `<museumDir>/records/jobs`; null: in memory only). */
   jobsDir?: string | null;
   /** Images per style (default 32). */
@@ -50,7 +52,7 @@ export interface TrainerServerOptions extends ServiceOptions {
 
 export class TrainerServer extends ManagedService {
   private store: Museum | null = null;
-  private models: StyleModels | null = null;
+  private learner: StyleLearner | null = null;
   private jobsInstance: JobQueue | null = null;
   private readonly closing = new AbortController();
   readonly stats = { published: 0, publishFailures: 0 };
@@ -86,16 +88,8 @@ export class TrainerServer extends ManagedService {
 
   private async run(job: Job, update: (patch: Partial<pb.v1.JobStatus>) => void): Promise<number> {
     const { spec } = job;
-    const result = await learn(this.museum, spec.style, spec.images, {
-      ...this.options.learn,
-      ...(spec.steps ? { steps: spec.steps } : {}),
-      seed: spec.seed,
-      captions: spec.captions,
-      models: this.models!,
-      signal: job.abort.signal,
-      onProgress: (p) => {
-        if (p.phase === 'train') update({ step: p.step, totalSteps: p.total, loss: p.losses.total ?? 0 });
-      },
+    const result = await this.learner!.learn(spec, job.abort.signal, (p) => {
+      if (p.phase === 'train') update({ step: p.step, totalSteps: p.total, loss: p.losses.total ?? 0 });
     });
     // the version is committed whatever happens to the announcement: a failed publish is logged, and
     // consumers still find the version (on demand, by polling, or when the next start re-announces it)
@@ -121,7 +115,12 @@ export class TrainerServer extends ManagedService {
   protected async load(): Promise<void> {
     readModelIndex(this.options.modelDir);
     this.store = this.options.museum ?? Museum.openOrCreate(this.options.museumDir, { baseModelDir: this.options.modelDir });
-    this.models = modelsFromPipeline(StableDiffusionPipeline.fromPretrained(this.options.modelDir));
+    const learnerConfig = { modelDir: this.options.modelDir, museumDir: this.store.dir, settings: this.options.learn };
+    if ((this.options.learner ?? 'worker') === 'worker') {
+      const worker = new WorkerLearner(learnerConfig);
+      this.learner = worker;
+      await worker.ready; // NOT_SERVING until the learner thread has its model
+    } else this.learner = new InProcessLearner(learnerConfig, this.store);
     const store = this.store;
     const jobsDir = this.options.jobsDir === undefined ? jobJournalDir(store.dir) : this.options.jobsDir;
     this.jobsInstance = new JobQueue((job, update) => this.run(job, update), {
@@ -152,7 +151,7 @@ export class TrainerServer extends ManagedService {
   protected async unload(): Promise<void> {
     this.jobsInstance?.cancelAll();
     await this.jobsInstance?.idle();
-    if (this.models) disposeModels(this.models);
-    this.models = null;
+    await this.learner?.close();
+    this.learner = null;
   }
 }
