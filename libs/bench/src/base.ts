@@ -28,6 +28,8 @@ export interface BaseBenchResult {
   /** Per shape and per colour accuracies (where the model is weak). */
   shape_acc_by_shape: Record<string, number>;
   colour_acc_by_colour: Record<string, number>;
+  /** Per prompted rendering, what the style classifier called the images (where style accuracy goes). */
+  style_confusion: Record<string, Record<string, number>>;
   images: number;
   seconds: number;
   config: { seeds: number[]; steps: number; guidance: number; sampler: SamplerName };
@@ -64,7 +66,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
   const o = {
     seeds: options.seeds ?? [1, 2],
     steps: options.steps ?? 25,
-    guidance: options.guidance ?? 5,
+    guidance: options.guidance ?? 7.5,
     sampler: options.sampler ?? ('ddim' as SamplerName),
     batch: options.batch ?? 16,
     styleSamples: options.styleSamples ?? 32,
@@ -105,12 +107,19 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
       return [k, accuracy(idx.map((i) => pred[i]), idx.map((i) => content[i][field]))];
     }));
 
+  const count = (labels: string[]) => {
+    const out: Record<string, number> = {};
+    for (const l of labels) out[l] = (out[l] ?? 0) + 1;
+    return out;
+  };
   const styleAcc: Record<string, number> = {
     plain: accuracy(c.style, content.map(() => 'plain')),
   };
+  const styleConfusion: Record<string, Record<string, number>> = { plain: count(c.style) };
   for (const st of PRETRAIN_STYLES) {
     const idx = styled.map((j, i) => (j.style === st ? i : -1)).filter((i) => i >= 0);
     styleAcc[st] = accuracy(idx.map((i) => s.style[i]), idx.map(() => st));
+    styleConfusion[st] = count(idx.map((i) => s.style[i]));
   }
 
   // Contact sheet of the first seed: content[] is ordered seed → shape → colour.
@@ -126,6 +135,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     style_acc: styleAcc,
     shape_acc_by_shape: byKey(SHAPES, 'shape', c.shape),
     colour_acc_by_colour: byKey(COLOURS, 'colour', c.colour),
+    style_confusion: styleConfusion,
     images: total,
     seconds: (Date.now() - t0) / 1000,
     config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, sampler: o.sampler },

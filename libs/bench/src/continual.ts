@@ -198,7 +198,7 @@ export function resolveContinualConfig(o: ContinualBenchOptions): ContinualConfi
     learn: { ...o.learn, steps: o.steps ?? o.learn?.steps ?? (q ? QUICK_CONTINUAL.steps : DEFAULT_LEARN_SETTINGS.steps) },
     sampler: o.sampler ?? 'ddim',
     sampler_steps: o.samplerSteps ?? (q ? QUICK_CONTINUAL.samplerSteps : 25),
-    guidance: o.guidance ?? 5,
+    guidance: o.guidance ?? 7.5,
     seeds: o.seeds ?? (q ? QUICK_CONTINUAL.seeds : [1, 2]),
     colours_per_shape: o.coloursPerShape ?? (q ? QUICK_CONTINUAL.coloursPerShape : 2),
     base_seeds: o.baseSeeds ?? (q ? QUICK_CONTINUAL.baseSeeds : [1]),

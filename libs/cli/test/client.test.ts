@@ -165,7 +165,7 @@ async function museumCli(...args: string[]): Promise<string> {
 test('the commands with --address: generate, styles, learn and gallery talk to the running services', async () => {
   const out = path.join(tmp, 'cli', 'star.png');
   await museumCli('generate', 'a red star', '--address', gw, '--steps', '2', '--seed', '7', '-o', out);
-  const direct = await remoteGenerate(gw, { prompt: 'a red star', steps: 2, seed: 7, guidance: 5, sampler: 'ddim' });
+  const direct = await remoteGenerate(gw, { prompt: 'a red star', steps: 2, seed: 7, guidance: 7.5, sampler: 'ddim' });
   expect(Buffer.compare(fs.readFileSync(out), Buffer.from(direct.png))).toBe(0);
 
   const before = JSON.parse(await museumCli('styles', '--address', tr, '--json')) as { museumVersion: string; styles: unknown[] };

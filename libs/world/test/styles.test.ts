@@ -6,7 +6,6 @@ import {
   PRETRAIN_STYLES,
   SHAPES,
   deriveSeed,
-  generateDataset,
   renderSample,
   shapeField,
   type Sample,

@@ -48,7 +48,7 @@ export function registerBench(program: Command): void {
     .option('--sheet <file>', 'write the contact sheet PNG (rows: shapes, columns: colours)')
     .option('--model <dir>', 'diffusers folder (default: the bundled Atelier model)')
     .option('--steps <n>', 'sampler steps', '25')
-    .option('--guidance <x>', 'guidance scale', '5')
+    .option('--guidance <x>', 'guidance scale', '7.5')
     .option('--sampler <name>', 'ddim, dpmpp-2m or euler-a', 'ddim')
     .option('--quick', 'one seed, fewer style samples (for CI)')
     .action(async (o: BaseOpts) => {

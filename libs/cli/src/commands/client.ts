@@ -149,7 +149,7 @@ const STAGE_NAMES: Record<number, string> = {
 
 /** `museum generate --address`: generate through the gateway with a progress bar, write the PNG. */
 export async function remoteGenerateCommand(address: string, o: RemoteGenerateOptions & { out: string }, log: (s: string) => void = () => {}): Promise<string> {
-  const bar = new SingleBar({ format: 'generate [{bar}] {value}/{total} steps | {stage}', hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar({ format: 'generate [{bar}] {value}/{total} steps | {stage}', hideCursor: true, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000 }, Presets.shades_classic);
   let started = false;
   const ac = new AbortController();
   const onSigint = () => ac.abort();
@@ -277,7 +277,7 @@ export async function remoteLearn(
 
 /** `museum learn --address`: upload, then a progress bar while the trainer learns. */
 export async function remoteLearnCommand(address: string, o: RemoteLearnOptions, log: (s: string) => void = () => {}): Promise<RemoteLearnResult> {
-  const bar = new SingleBar({ format: 'learn <{name}> [{bar}] {value}/{total} steps | loss {loss} | {state}', hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar({ format: 'learn <{name}> [{bar}] {value}/{total} steps | loss {loss} | {state}', hideCursor: true, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000 }, Presets.shades_classic);
   let started = false;
   const ac = new AbortController();
   // Ctrl-C cancels the job on the trainer

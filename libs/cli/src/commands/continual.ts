@@ -134,7 +134,7 @@ export function registerContinual(bench: Command): void {
     .option('--steps <n>', 'optimiser steps per style, the same for every method (default 400; --quick 8)')
     .option('--sampler-steps <n>', 'sampler steps of every judged image (default 25; --quick 8)')
     .option('--sampler <name>', `one of ${SAMPLERS.join(', ')} (default ddim)`)
-    .option('--guidance <x>', 'classifier-free guidance (default 5)')
+    .option('--guidance <x>', 'classifier-free guidance (default 7.5)')
     .option('--seeds <list>', 'seeds of the held-out prompts (default 1,2; --quick 1)')
     .option('--batch <n>', 'images per pipeline call (default 16)')
     .option('--quick', 'CI mode: 2 methods, 8 steps per style, 8 images per cell, 8 sampler steps')

@@ -95,7 +95,7 @@ export function registerGenerate(program: Command): void {
     .option('-o, --out <file>', 'output PNG', 'out.png')
     .option('--seed <n>', 'random seed', intIn('--seed', 0, 2 ** 31 - 1), '0')
     .option('--steps <n>', 'sampler steps', intIn('--steps', 1, 200), '25')
-    .option('--guidance <x>', 'classifier-free guidance scale', '5')
+    .option('--guidance <x>', 'classifier-free guidance scale', '7.5')
     .option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'ddim')
     .option('--negative <prompt>', 'negative prompt')
     .option('--model <dir>', 'a diffusers pipeline folder (default: the bundled Atelier model)')
