@@ -222,8 +222,10 @@ export function resolveContinualConfig(o: ContinualBenchOptions): ContinualConfi
 }
 
 /** The part of the config a resumed run must share with the checkpoints (methods may be added or dropped). */
-function protocolOf(c: ContinualConfig): Omit<ContinualConfig, 'methods'> {
-  const { methods: _m, ...rest } = c;
+/** What must match for a rerun to continue a work folder: the methods may grow, and the model and
+ * instruments are identified by their content hashes, not by where a checkout keeps them. */
+function protocolOf(c: ContinualConfig): Omit<ContinualConfig, 'methods' | 'model_dir' | 'instruments_dir'> {
+  const { methods: _m, model_dir: _d, instruments_dir: _i, ...rest } = c;
   return rest;
 }
 

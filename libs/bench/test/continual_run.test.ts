@@ -93,6 +93,15 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   expect(again.map((e) => e.phase)).toEqual(['cached', 'cached']);
   expect(museum.latestVersion()).toBe(2);
 
+  // the same model files elsewhere (another checkout) continue the folder: content hashes, not paths
+  const moved = fs.mkdtempSync(path.join(os.tmpdir(), 'museum-moved-model-'));
+  fs.cpSync(opts.modelDir, moved, { recursive: true });
+  const elsewhere: ContinualEvent[] = [];
+  const r2b = await runContinualBench({ ...opts, modelDir: moved, onEvent: (e) => elsewhere.push(e) });
+  expect(r2b.methods).toEqual(r.methods);
+  expect(elsewhere.map((e) => e.phase)).toEqual(['cached', 'cached']);
+  fs.rmSync(moved, { recursive: true, force: true });
+
   // interrupted after learning task 2 but before judging it: the rerun judges row 2 again and learns nothing
   const mdir = path.join(r.config.work_dir, 'methods', 'museummaker');
   fs.rmSync(path.join(mdir, 'result.json'));
