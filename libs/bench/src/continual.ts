@@ -25,6 +25,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { fork } from 'child_process';
 import { initBackend, tf } from '@museum/tensor';
+import { workerScript } from '@museum/training';
 import { StableDiffusionPipeline, type SamplerName } from '@museum/models';
 import {
   DEFAULT_LEARN_SETTINGS,
@@ -598,23 +599,8 @@ export async function runContinualJob(config: ContinualConfig, workDir: string, 
 export type WorkerRequest = { type: 'run'; config: ContinualConfig; workDir: string; job: ContinualJob };
 export type WorkerReply = { type: 'event'; event: ContinualEvent } | { type: 'done' } | { type: 'error'; message: string };
 
-/** The worker script next to this file, and how Node must run it (TypeScript sources need the swc hook). */
-function workerCommand(): { script: string; execArgv: string[] } {
-  const ts = __filename.endsWith('.ts');
-  const script = path.join(__dirname, ts ? 'continual_worker.ts' : 'continual_worker.js');
-  if (!ts) return { script, execArgv: [] };
-  let dir = __dirname;
-  for (;;) {
-    const hook = path.join(dir, 'scripts', 'ts-register.js');
-    if (fs.existsSync(hook)) return { script, execArgv: ['-r', hook] };
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find scripts/ts-register.js to run the worker from TypeScript sources');
-    dir = parent;
-  }
-}
-
 function runInWorker(config: ContinualConfig, workDir: string, job: ContinualJob, onEvent?: (e: ContinualEvent) => void): Promise<void> {
-  const { script, execArgv } = workerCommand();
+  const { file: script, execArgv } = workerScript(__filename, 'continual_worker');
   return new Promise((resolve, reject) => {
     const child = fork(script, [], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     let stderr = '';

@@ -5,3 +5,4 @@ export * from './schedule';
 export * from './all-reduce';
 export * from './flat';
 export * from './flat_optim';
+export * from './worker_script';

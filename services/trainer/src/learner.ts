@@ -6,8 +6,8 @@
  * thread only relays progress, cancellation and the outcome. `in-process` keeps the old way (one
  * copy of the model, for memory-tight single-purpose trainers).
  */
-import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { workerScript } from '@museum/training';
 import { StableDiffusionPipeline } from '@museum/models';
 import { Museum, MuseumError, disposeModels, learnStyle, modelsFromPipeline, type LearnProgress, type LearnStyleOptions, type MuseumErrorCode, type StyleModels } from '@museum/museum';
 
@@ -108,14 +108,6 @@ export interface LearnerWorkerData {
   museumDir: string;
 }
 
-function workerEntry(): { file: string; execArgv: string[] } {
-  if (__filename.endsWith('.ts')) {
-    // running from sources (tests, development): the worker compiles on the fly too
-    return { file: path.join(__dirname, 'learner_worker.ts'), execArgv: ['-r', path.resolve(__dirname, '../../../scripts/ts-register.js')] };
-  }
-  return { file: path.join(__dirname, 'learner_worker.js'), execArgv: [] };
-}
-
 interface Pending {
   resolve: (o: LearnOutcome) => void;
   reject: (e: Error) => void;
@@ -133,7 +125,7 @@ export class WorkerLearner implements StyleLearner {
   readonly ready: Promise<void>;
 
   constructor(private readonly cfg: LearnerConfig) {
-    const entry = workerEntry();
+    const entry = workerScript(__filename, 'learner_worker');
     const data: LearnerWorkerData = { museumLearner: true, modelDir: cfg.modelDir, museumDir: cfg.museumDir };
     this.worker = new Worker(entry.file, { workerData: data, execArgv: entry.execArgv });
     this.ready = new Promise<void>((resolve, reject) => {

@@ -4,10 +4,9 @@
  * can be interrupted and resumed at any time.
  */
 import * as os from 'os';
-import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { initBackend } from '@museum/tensor';
-import { createAllReduceShared } from '@museum/training';
+import { createAllReduceShared, workerScript } from '@museum/training';
 import { buildAtelierModels, trainedParameterCount, type StageName } from './stages';
 import type { WorkerConfig, WorkerMessage } from './worker';
 
@@ -37,15 +36,6 @@ export interface StageHandle {
   stop(): void;
 }
 
-function workerEntry(): { file: string; execArgv: string[] } {
-  const here = __filename;
-  if (here.endsWith('.ts')) {
-    // Running from sources (tests, development): compile on the fly in the worker too.
-    return { file: path.join(__dirname, 'worker.ts'), execArgv: ['-r', path.resolve(__dirname, '../../../../scripts/ts-register.js')] };
-  }
-  return { file: path.join(__dirname, 'worker.js'), execArgv: [] };
-}
-
 export async function runStage(o: StageRunOptions): Promise<StageHandle> {
   await initBackend();
   const workers = Math.max(1, o.workers ?? os.availableParallelism?.() ?? os.cpus().length);
@@ -57,7 +47,7 @@ export async function runStage(o: StageRunOptions): Promise<StageHandle> {
   for (const m of [probe.vae, probe.unet, probe.textEncoder]) m.dispose();
   const shared = createAllReduceShared(trained + 2, workers);
   const stop = new SharedArrayBuffer(4);
-  const entry = workerEntry();
+  const entry = workerScript(__filename, 'worker');
   const threads: Worker[] = [];
   const done = new Promise<{ step: number; stopped: boolean }>((resolve, reject) => {
     let finished = 0;
