@@ -12,10 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { museum } from '@museum/proto';
 import { RECORDS_DIR, replaceFileAtomic } from '@museum/museum';
-
-type JobStatus = museum.v1.JobStatus;
-const JobState = museum.v1.JobState;
-const FINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
+import { isFinal, type JobStatus } from './jobs';
 
 export interface JournalRecord {
   status: JobStatus;
@@ -72,7 +69,7 @@ export class JobJournal {
         if (status.jobId !== m[1]) throw new Error(`holds job ${JSON.stringify(status.jobId)}`);
         const submittedAt = typeof raw.submittedAt === 'string' ? raw.submittedAt : new Date(0).toISOString();
         this.submittedAt.set(status.jobId, submittedAt);
-        if (!FINAL.has(status.state)) {
+        if (!isFinal(status)) {
           Object.assign(status, settle(status));
           this.record(status);
         }
