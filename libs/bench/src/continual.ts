@@ -29,6 +29,7 @@ import { workerScript } from '@museum/training';
 import { StableDiffusionPipeline, type SamplerName } from '@museum/models';
 import {
   DEFAULT_LEARN_SETTINGS,
+  DEFAULT_LOSS_WEIGHTS,
   METHOD_NAMES,
   Museum,
   MuseumRuntime,
@@ -37,6 +38,7 @@ import {
   learnStyle,
   modelsFromPipeline,
   type LearnSettings,
+  type LossWeights,
   type MethodName,
   type VersionManifest,
 } from '@museum/museum';
@@ -84,8 +86,13 @@ export interface ContinualConfig {
   /** Benchmark styles in learning order. */
   styles: BenchmarkStyle[];
   methods: MethodName[];
-  /** learnStyle settings every method gets (the step budget and any overrides). */
-  learn: Partial<LearnSettings> & { steps: number };
+  /**
+   * learnStyle settings every method gets, fully resolved (library defaults + overrides): a change of the
+   * library's defaults is a change of protocol, so a work folder made under the old ones is not continued.
+   */
+  learn: LearnSettings;
+  /** Loss-term weights every method gets (each method switches on only its own terms), fully resolved. */
+  weights: LossWeights;
   sampler: SamplerName;
   sampler_steps: number;
   guidance: number;
@@ -131,6 +138,8 @@ export interface ContinualBenchOptions {
   steps?: number;
   /** Other learnStyle settings, the same for every method. */
   learn?: Partial<LearnSettings>;
+  /** Loss-term weights, the same for every method. */
+  weights?: Partial<LossWeights>;
   sampler?: SamplerName;
   samplerSteps?: number;
   guidance?: number;
@@ -196,7 +205,8 @@ export function resolveContinualConfig(o: ContinualBenchOptions): ContinualConfi
     instruments_hash: hashFiles(INSTRUMENT_FILES.map((f) => path.join(instDir, f))),
     styles,
     methods,
-    learn: { ...o.learn, steps: o.steps ?? o.learn?.steps ?? (q ? QUICK_CONTINUAL.steps : DEFAULT_LEARN_SETTINGS.steps) },
+    learn: { ...DEFAULT_LEARN_SETTINGS, ...o.learn, steps: o.steps ?? o.learn?.steps ?? (q ? QUICK_CONTINUAL.steps : DEFAULT_LEARN_SETTINGS.steps) },
+    weights: { ...DEFAULT_LOSS_WEIGHTS, ...o.weights },
     sampler: o.sampler ?? 'ddim',
     sampler_steps: o.samplerSteps ?? (q ? QUICK_CONTINUAL.samplerSteps : 25),
     guidance: o.guidance ?? 7.5,
@@ -519,6 +529,7 @@ export async function runContinualMethod(config: ContinualConfig, workDir: strin
         const set = fewShotSet(style);
         await learnStyle(museum, style, set, {
           ...config.learn,
+          weights: config.weights,
           method,
           models,
           captions: set.map((s) => s.caption),

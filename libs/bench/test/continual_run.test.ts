@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
-import { Museum } from '@museum/museum';
+import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, Museum } from '@museum/museum';
 import { decodePng } from '@museum/world';
 import { WorldClassifier, defaultClassifierConfig, defaultGramNet, saveInstrument } from '@museum/instruments';
 import { continualGalleryPng, formatContinualTable, heldOutJobs, runContinualBench, type ContinualBenchOptions, type ContinualEvent } from '../src/continual';
@@ -118,6 +118,14 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
 
   // another protocol in the same folder is refused, not mixed in
   await expect(runContinualBench({ ...opts, steps: 3 })).rejects.toThrow(/another protocol \(differs in: learn\)/);
+  await expect(runContinualBench({ ...opts, weights: { sdl: 2 } })).rejects.toThrow(/another protocol \(differs in: weights\)/);
+  // the stored protocol holds every setting resolved, so a change of the library's defaults is a change of protocol too
+  const stored = JSON.parse(fs.readFileSync(path.join(r.config.work_dir, 'config.json'), 'utf8'));
+  expect(Object.keys(stored.learn).sort()).toEqual(Object.keys(DEFAULT_LEARN_SETTINGS).sort());
+  expect(stored.weights).toEqual(DEFAULT_LOSS_WEIGHTS);
+  fs.writeFileSync(path.join(r.config.work_dir, 'config.json'), JSON.stringify({ ...stored, learn: { ...stored.learn, lr: stored.learn.lr / 2 } }));
+  await expect(runContinualBench(opts)).rejects.toThrow(/differs in: learn/);
+  fs.writeFileSync(path.join(r.config.work_dir, 'config.json'), JSON.stringify(stored));
 });
 
 test('a second method in a worker process (--workers 2) reuses the shared base measurement', async () => {

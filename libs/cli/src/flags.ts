@@ -1,5 +1,6 @@
 /** Parsing of numeric command-line flags, with one wording for every command's errors. */
 import { InvalidArgumentError } from 'commander';
+import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, type LearnSettings, type LossWeights } from '@museum/museum';
 
 /** An integer flag ≥ lo (and ≤ hi when given); undefined stays undefined. */
 export function intFlag(name: string, value: string | undefined, lo = 1, hi = Infinity): number | undefined {
@@ -18,4 +19,51 @@ export function intInRange(name: string, lo: number, hi: number): (v: string) =>
     intFlag(name, v, lo, hi);
     return v;
   };
+}
+
+/** `--set` overrides of style learning: settings by name, loss weights as `weights.<term>`. */
+export interface LearnOverrides {
+  learn: Partial<LearnSettings>;
+  weights: Partial<LossWeights>;
+}
+
+/** commander collector of a repeatable flag. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/**
+ * Parse `key=value` pairs (`lr=3e-3`, `loraTargets=all-attention`, `weights.sdl=1`) against the library's
+ * defaults: an unknown key or a value of the wrong type is refused with the list of what exists.
+ */
+export function learnOverrides(pairs: readonly string[] = []): LearnOverrides {
+  const out: LearnOverrides = { learn: {}, weights: {} };
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`--set takes key=value, got '${pair}'`);
+    const key = pair.slice(0, eq).trim();
+    const raw = pair.slice(eq + 1).trim();
+    if (key.startsWith('weights.')) {
+      const term = key.slice('weights.'.length);
+      if (!(term in DEFAULT_LOSS_WEIGHTS)) throw new InvalidArgumentError(`--set ${key}: no loss term '${term}'; one of ${Object.keys(DEFAULT_LOSS_WEIGHTS).join(', ')}`);
+      const n = Number(raw);
+      if (raw === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`--set ${key} must be a number ≥ 0, got '${raw}'`);
+      (out.weights as Record<string, number>)[term] = n;
+      continue;
+    }
+    if (!(key in DEFAULT_LEARN_SETTINGS)) {
+      throw new InvalidArgumentError(`--set: no setting '${key}'; one of ${Object.keys(DEFAULT_LEARN_SETTINGS).join(', ')}, or weights.<${Object.keys(DEFAULT_LOSS_WEIGHTS).join('|')}>`);
+    }
+    const def = (DEFAULT_LEARN_SETTINGS as unknown as Record<string, unknown>)[key];
+    let value: unknown = raw;
+    if (typeof def === 'number') {
+      value = Number(raw);
+      if (raw === '' || !Number.isFinite(value as number)) throw new InvalidArgumentError(`--set ${key} must be a number, got '${raw}'`);
+    } else if (typeof def === 'boolean') {
+      if (raw !== 'true' && raw !== 'false') throw new InvalidArgumentError(`--set ${key} must be true or false, got '${raw}'`);
+      value = raw === 'true';
+    }
+    (out.learn as Record<string, unknown>)[key] = value;
+  }
+  return out;
 }

@@ -18,7 +18,7 @@ import {
   type ContinualEvent,
 } from '@museum/bench';
 import { atelierDir, findRepoRoot } from '../paths';
-import { intFlag } from '../flags';
+import { collect, intFlag, learnOverrides } from '../flags';
 
 interface ContinualOpts {
   model?: string;
@@ -38,6 +38,7 @@ interface ContinualOpts {
   json?: string;
   gallery?: string;
   galleryMethods?: string;
+  set?: string[];
 }
 
 const SAMPLERS = ['ddim', 'dpmpp-2m', 'euler-a'];
@@ -58,6 +59,7 @@ export function continualOptions(o: ContinualOpts, env: NodeJS.ProcessEnv = proc
   const guidance = o.guidance === undefined ? undefined : Number(o.guidance);
   if (guidance !== undefined && (!Number.isFinite(guidance) || guidance < 0)) throw new InvalidArgumentError('--guidance must be a number ≥ 0');
   const seeds = list(o.seeds)?.map((s) => int('--seeds', s, 0)!);
+  const overrides = learnOverrides(o.set);
   return {
     modelDir: path.resolve(o.model ?? atelierDir(env)),
     instrumentsDir: o.instruments,
@@ -66,6 +68,8 @@ export function continualOptions(o: ContinualOpts, env: NodeJS.ProcessEnv = proc
     methods: methods as MethodName[] | undefined,
     styles: styles as BenchmarkStyle[] | undefined,
     steps: int('--steps', o.steps),
+    learn: overrides.learn,
+    weights: overrides.weights,
     samplerSteps: int('--sampler-steps', o.samplerSteps),
     sampler: o.sampler as SamplerName | undefined,
     guidance,
@@ -132,6 +136,7 @@ export function registerContinual(bench: Command): void {
     .option('--methods <list>', `comma-separated methods (default: all: ${METHOD_NAMES.join(',')}; --quick: museummaker,finetune)`)
     .option('--styles <list>', `comma-separated benchmark styles in learning order (default: ${BENCHMARK_STYLES.join(',')})`)
     .option('--steps <n>', 'optimiser steps per style, the same for every method (default 400; --quick 8)')
+    .option('--set <key=value>', 'override a learning setting (lr=3e-3) or a loss weight (weights.sdl=1) for every method; repeatable', collect)
     .option('--sampler-steps <n>', 'sampler steps of every judged image (default 25; --quick 8)')
     .option('--sampler <name>', `one of ${SAMPLERS.join(', ')} (default ddim)`)
     .option('--guidance <x>', 'classifier-free guidance (default 7.5)')

@@ -24,7 +24,7 @@ import {
   type MethodName,
 } from '@museum/museum';
 import { atelierDir } from '../paths';
-import { intFlag } from '../flags';
+import { collect, intFlag, learnOverrides } from '../flags';
 import { museumDataDir, requireModelFolder } from './start';
 import { remoteLearnCommand, trainerAddress } from './client';
 
@@ -81,6 +81,8 @@ export interface LearnOpts {
   method?: string;
   steps?: string;
   model?: string;
+  /** `key=value` overrides of the learning settings and loss weights (`--set`). */
+  set?: string[];
 }
 
 export interface LearnHooks {
@@ -100,6 +102,7 @@ export async function learnFromFolder(o: LearnOpts, hooks: LearnHooks = {}): Pro
   const name = validateStyleName(o.name);
   if (o.method !== undefined && !isMethodName(o.method)) throw new InvalidArgumentError(`--method must be one of ${METHOD_NAMES.join(', ')}`);
   const steps = intFlag('--steps', o.steps);
+  const overrides = learnOverrides(o.set);
   await initBackend({ log: () => {} });
   const images = await readImageFolder(o.images);
   const skipped = images.skipped.map((s) => `${s.file} (${s.reason})`);
@@ -119,8 +122,10 @@ export async function learnFromFolder(o: LearnOpts, hooks: LearnHooks = {}): Pro
   const models = modelsFromPipeline(StableDiffusionPipeline.fromPretrained(modelDir));
   try {
     const r = await learnStyle(target, name, images.bytes, {
+      ...overrides.learn,
+      weights: overrides.weights,
       method: o.method as MethodName | undefined,
-      steps,
+      steps: steps ?? overrides.learn.steps,
       models,
       captions: images.captions.map((c) => c ?? 'a picture'),
       onProgress: hooks.onProgress,
@@ -149,11 +154,12 @@ export function registerLearn(program: Command): void {
     .option('--method <name>', `continual-learning method (default: the museum's, or museummaker); one of ${METHOD_NAMES.join(', ')}`)
     .option('--steps <n>', 'optimiser steps (default 400)')
     .option('--model <dir>', 'the base model folder (default: the bundled Atelier model)')
+    .option('--set <key=value>', 'override a learning setting (lr=3e-3, loraTargets=all-attention) or a loss weight (weights.sdl=1); repeatable', collect)
     .option('--address [host:port]', 'upload to a running trainer instead (default 127.0.0.1:50055, as `museum start` prints, or $MUSEUM_TRAINER_ADDR)')
     .action(async (o: LearnOpts & { address?: string | true }) => {
       const err = (s: string) => process.stderr.write(s + '\n');
       if (o.address !== undefined) {
-        if (o.model !== undefined || o.museum !== undefined || o.method !== undefined) throw new InvalidArgumentError('--model, --museum and --method are for in-process learning: the trainer has its own');
+        if (o.model !== undefined || o.museum !== undefined || o.method !== undefined || o.set !== undefined) throw new InvalidArgumentError('--model, --museum, --method and --set are for in-process learning: the trainer has its own');
         const steps = intFlag('--steps', o.steps);
         const address = trainerAddress(o.address);
         const r = await remoteLearnCommand(address, { name: o.name, images: o.images, steps }, err);
