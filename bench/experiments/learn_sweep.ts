@@ -64,7 +64,7 @@ async function main(): Promise<void> {
         const held = heldOutShapes(s);
         const heldShapes = Object.entries(cell.shapes).filter(([k]) => held.includes(k as never));
         const heldC = heldShapes.reduce((a, [, [ok]]) => a + ok, 0) / heldShapes.reduce((a, [, [, n]]) => a + n, 0);
-        cells.push({ style: s, S: cell.S, C: cell.C, C_heldout: heldC, gram: cell.gram });
+        cells.push({ style: s, S: cell.S, C: cell.C, C_heldout: heldC, gram: cell.gram, style_labels: cell.style_labels });
         process.stderr.write(`${path.basename(variantFile)} after ${style}: ${s} S ${cell.S.toFixed(2)} C ${cell.C.toFixed(2)} Cheld ${heldC.toFixed(2)} gram ${cell.gram.toFixed(3)}\n`);
         if (t === styles.length - 1) {
           // a strip of the cell's images (first 16)

@@ -70,7 +70,7 @@ import {
   type InstrumentConfigFile,
   type Instruments,
 } from '@museum/instruments';
-import { agreement, continualScores, countByShape, type ShapeCounts, type TaskMatrix } from './continual_metrics';
+import { agreement, continualScores, countByShape, labelCounts, type ShapeCounts, type TaskMatrix } from './continual_metrics';
 import { galleryPng, type GalleryBlock } from './gallery';
 
 // ------------------------------------------------------------------------------------------------ configuration
@@ -284,6 +284,8 @@ export interface CellEval {
   /** Classifier-free Gram style distance to held-out references of the style (lower is closer). */
   gram: number;
   images: number;
+  /** What the style instrument called the cell's images (label → count): where a missed style went. */
+  style_labels?: Record<string, number>;
 }
 
 export interface BaseEval {
@@ -361,7 +363,15 @@ export class ContinualJudge {
       } finally {
         disposeGramStatistics(stats);
       }
-      return { style, S: agreement(styles, jobs.map(() => style)), C: agreement(shapes, truth), shapes: countByShape(shapes, truth), gram, images: jobs.length };
+      return {
+        style,
+        S: agreement(styles, jobs.map(() => style)),
+        C: agreement(shapes, truth),
+        shapes: countByShape(shapes, truth),
+        gram,
+        images: jobs.length,
+        style_labels: labelCounts(styles),
+      };
     } finally {
       x.dispose();
     }
@@ -671,6 +681,8 @@ export interface MethodReport {
   /** G after the last task, per style, and its mean. */
   gram_final: number[];
   gram_mean: number;
+  /** Per style, what the style instrument called its images after the last task (label → count; null for rows judged before labels were kept). */
+  style_labels_final: Array<Record<string, number> | null>;
   content_heldout_by_style: Array<number | null>;
   base_colour_before: number;
   base_colour_after: number;
@@ -707,6 +719,7 @@ export function summarizeMethod(run: MethodRun, baseBefore: BaseEval): MethodRep
     G,
     gram_final: gramFinal,
     gram_mean: gramFinal.reduce((a, b) => a + b, 0) / T,
+    style_labels_final: final.map((c) => c.style_labels ?? null),
     content_heldout_by_style: scores.content_heldout_by_style,
     base_colour_before: baseBefore.colour_acc,
     base_colour_after: run.base_after.colour_acc,

@@ -85,6 +85,13 @@ export function agreement(pred: readonly string[], truth: readonly string[]): nu
   return pred.length ? pred.filter((p, i) => p === truth[i]).length / pred.length : 0;
 }
 
+/** How often each label occurs, keys in order of first appearance. */
+export function labelCounts(labels: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of labels) out[l] = (out[l] ?? 0) + 1;
+  return out;
+}
+
 /** Per-shape correct/total counts of predicted vs prompted shapes. */
 export function countByShape(pred: readonly string[], truth: readonly string[]): ShapeCounts {
   if (pred.length !== truth.length) throw new Error(`countByShape: ${pred.length} predictions for ${truth.length} labels`);

@@ -6,6 +6,7 @@ import {
   contentHeldout,
   continualScores,
   countByShape,
+  labelCounts,
   forgetting,
   plasticity,
   styleAccuracy,
@@ -69,6 +70,8 @@ describe('continual metrics', () => {
     expect(agreement(pred, truth)).toBeCloseTo(3 / 5, 12);
     expect(countByShape(pred, truth)).toEqual({ star: [1, 1], ring: [1, 2], heart: [1, 1], cross: [0, 1] });
     expect(() => agreement(['a'], [])).toThrow();
+    expect(labelCounts(['neon', 'plain', 'neon'])).toEqual({ neon: 2, plain: 1 });
+    expect(labelCounts([])).toEqual({});
   });
 
   it('summarizes a method run: base retention, seconds and bytes per style', () => {

@@ -68,6 +68,11 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   expect(m.P).toBeCloseTo((m.S[0][0] + m.S[1][1]) / 2, 12);
   expect(m.F).toBeCloseTo(m.S[0][0] - m.S[1][0], 12);
   expect(m.gram_final.every((g) => g > 0 && g <= 2)).toBe(true);
+  // every final cell's images are accounted for by the labels the style instrument gave them
+  m.style_labels_final.forEach((labels, s) => {
+    expect(Object.values(labels!).reduce((a, b) => a + b, 0)).toBe(8);
+    expect(labels![r.config.styles[s]] ?? 0).toBe(m.S[1][s] * 8);
+  });
 
   // costs come from the museum's files and manifests
   const museum = Museum.open(path.join(r.config.work_dir, 'methods', 'museummaker', 'museum'));
