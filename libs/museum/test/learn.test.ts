@@ -159,7 +159,7 @@ describe('learnStyle (tiny models)', () => {
     expect(s.metrics.loss_diffusion).toBeGreaterThan(0);
     expect(s.trainSeconds).toBeGreaterThan(0);
     const m = museum.manifest();
-    expect(m.lora).toMatchObject({ rank: 2, alpha: 2, targets: 'cross-attention' });
+    expect(m.lora).toMatchObject({ rank: 2, alpha: 2, targets: 'all-attention' });
     expect(m.bytes).toBeGreaterThan(0);
     // default captions; a second style is version 2; the museum's LoRA shape cannot change
     const r2 = await learnStyle(museum, 'delta', randomImages(2, 4), { ...QUICK, models });

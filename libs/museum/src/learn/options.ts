@@ -30,7 +30,10 @@ export interface LearnSettings {
   batchSize: number;
   /** Peak learning rate of the LoRA parameters (default 1e-3). */
   lr: number;
-  /** Peak learning rate of the new token's row (default 5e-3). */
+  /**
+   * Peak learning rate of the new token's row (default 1e-4). Slow on purpose: at 5e-3 the row left the
+   * vocabulary's norm range (0.6 vs 0.2–0.3) and took content with it; bench/results/learn-sweep.md.
+   */
   tokenLr: number;
   /** Linear warm-up steps before the cosine decay (default 20). */
   warmup: number;
@@ -41,7 +44,11 @@ export interface LearnSettings {
   /** Shared LoRA rank and alpha (default 8 / 8); fixed by a museum's first style. */
   rank: number;
   alpha: number;
-  /** LoRA on the UNet's cross-attention projections (default) or also its self-attention. */
+  /**
+   * LoRA on every attention projection of the UNet (default `all-attention`: a style is a texture, which
+   * self-attention shapes; cross-attention alone learned stripes at S 0.22–0.31 vs 0.44–0.50), or only the
+   * cross- or self-attention ones.
+   */
   loraTargets: 'cross-attention' | 'all-attention' | 'self-attention';
   /** The word whose embedding initialises a new token (default 'style'), or 'random'. */
   initWord: string;
@@ -62,13 +69,13 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   steps: 400,
   batchSize: 4,
   lr: 1e-3,
-  tokenLr: 5e-3,
+  tokenLr: 1e-4,
   warmup: 20,
   weightDecay: 0,
   maxGradNorm: 1,
   rank: 8,
   alpha: 8,
-  loraTargets: 'cross-attention',
+  loraTargets: 'all-attention',
   initWord: 'style',
   sdlTemperature: 1,
   sdlUpBlocks: 1,
