@@ -137,6 +137,27 @@ describe('learnStyle (tiny models)', () => {
     v2.dispose();
   });
 
+  it("keeps a learned token row within the vocabulary's largest norm (tokenNormCap), and only with the cap", async () => {
+    const largest = tf.tidy(() => tf.max(tf.norm(models.textEncoder.embeddings.token_embedding.weight.value, 'euclidean', 1)).dataSync()[0]);
+    const rowNorm = (museum: ReturnType<typeof newMuseum>, token: string) => {
+      const v = museum.loadVersion(1);
+      const n = tf.tidy(() => tf.norm(v.tokens.get(token)!).dataSync()[0]);
+      v.dispose();
+      return n;
+    };
+    // a token learning rate far too high for the embedding's scale: a free row leaves the vocabulary's range
+    const fast = { ...QUICK, steps: 6, tokenLr: 1, models, method: 'textual-inversion' as const };
+    const free = newMuseum('free-token');
+    await learnStyle(free, 'wild', randomImages(2, 3), { ...fast, tokenNormCap: 0 });
+    expect(rowNorm(free, '<wild>')).toBeGreaterThan(2 * largest);
+    const capped = newMuseum('capped-token');
+    await learnStyle(capped, 'tame', randomImages(2, 3), { ...fast, tokenNormCap: 1 });
+    const n = rowNorm(capped, '<tame>');
+    expect(n).toBeLessThanOrEqual(largest * (1 + 1e-5));
+    expect(n).toBeGreaterThan(0.5 * largest);
+    await expect(learnStyle(capped, 'bad', randomImages(2, 3), { ...fast, tokenNormCap: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
   it('commits one version per style with its images, captions, settings and metrics', async () => {
     const museum = newMuseum('records');
     const images = randomImages(3, 3);

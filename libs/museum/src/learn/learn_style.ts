@@ -78,6 +78,7 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('batchSize', s.batchSize, 1, true);
   checkNumber('lr', s.lr, 0);
   checkNumber('tokenLr', s.tokenLr, 0);
+  checkNumber('tokenNormCap', s.tokenNormCap, 0);
   checkNumber('warmup', s.warmup, 0, true);
   checkNumber('weightDecay', s.weightDecay, 0);
   checkNumber('maxGradNorm', s.maxGradNorm, 0);
@@ -177,6 +178,8 @@ class StyleLearningRun {
   private tokenMask: tf.Tensor | null = null;
   private loraOpt: AdamW | null = null;
   private tokenOpt: AdamW | null = null;
+  /** Norm bound of learned token rows (null: unbounded). */
+  private tokenMaxNorm: number | null = null;
 
   // regularizers
   private stats: DecoderStyleStatistics | null = null;
@@ -322,6 +325,26 @@ class StyleLearningRun {
     for (const t of trainTokens) mask[ids.get(t)! - base] = 1;
     this.tokenMask = this.own(tf.tensor2d(mask, [mask.length, 1]));
     this.tokenOpt = this.own(new AdamW([this.tokenVar], { lr: this.settings.tokenLr, weightDecay: 0 }));
+    if (this.settings.tokenNormCap > 0) {
+      const table = m.textEncoder.embeddings.token_embedding.weight.value;
+      const largest = tf.tidy(() => tf.max(tf.norm(table, 'euclidean', 1)));
+      this.tokenMaxNorm = this.settings.tokenNormCap * largest.dataSync()[0];
+      largest.dispose();
+    }
+  }
+
+  /** Project the learned rows back into the ball of radius tokenMaxNorm (other rows are untouched). */
+  private capTokenNorms(): void {
+    if (this.tokenMaxNorm === null || !this.tokenVar || !this.tokenMask) return;
+    const v = this.tokenVar;
+    const capped = tf.tidy(() => {
+      const norms = tf.norm(v, 'euclidean', 1, true); // [rows, 1]
+      const shrink = tf.minimum(1, tf.div(this.tokenMaxNorm!, tf.maximum(norms, 1e-12)));
+      const mask = this.tokenMask!;
+      return tf.mul(v, tf.add(tf.mul(shrink, mask), tf.sub(1, mask)));
+    });
+    v.assign(capped);
+    capped.dispose();
   }
 
   private initialRow(token: string): tf.Tensor {
@@ -639,6 +662,7 @@ class StyleLearningRun {
         masked.dispose();
         this.tokenOpt.apply(clipped.grads, this.lrAt(step, s.tokenLr));
         tf.dispose(clipped.grads.filter((x): x is tf.Tensor => x !== null));
+        this.capTokenNorms();
       }
     }
     if (this.lora && this.loraOpt) {

@@ -30,11 +30,15 @@ export interface LearnSettings {
   batchSize: number;
   /** Peak learning rate of the LoRA parameters (default 1e-3). */
   lr: number;
-  /**
-   * Peak learning rate of the new token's row (default 1e-4). Slow on purpose: at 5e-3 the row left the
-   * vocabulary's norm range (0.6 vs 0.2–0.3) and took content with it; bench/results/learn-sweep.md.
-   */
+  /** Peak learning rate of the new token's row (default 5e-3; its norm is bounded by `tokenNormCap`). */
   tokenLr: number;
+  /**
+   * Largest norm a learned token row may take, as a multiple of the vocabulary's largest row norm (default 1;
+   * 0 = unbounded). Rows are projected back onto that ball after every step, so a new word stays in the range
+   * of the words the text encoder was trained on: a free row drifted to 2× that range and broke content, and a
+   * slow row (lr 1e-4) stayed the init word, so styles could not be told apart (bench/results/learn-sweep.md).
+   */
+  tokenNormCap: number;
   /** Linear warm-up steps before the cosine decay (default 20). */
   warmup: number;
   /** Decoupled weight decay of the LoRA (default 0: any decay would erase earlier styles from a shared LoRA). */
@@ -69,7 +73,8 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   steps: 400,
   batchSize: 4,
   lr: 1e-3,
-  tokenLr: 1e-4,
+  tokenLr: 5e-3,
+  tokenNormCap: 1,
   warmup: 20,
   weightDecay: 0,
   maxGradNorm: 1,
