@@ -4,15 +4,15 @@ import { AdamW, Ema, FlatAdamW, FlatEma, clipGradNorm, clipScale, flatNorm, flat
 beforeAll(() => initBackend({ log: () => {} }));
 
 /**
- * Largest relative difference, with the denominator floored at 1e-3: the parameters are O(1), so an element
- * that happens to pass near zero differs by float32 rounding of O(1) sums, which is not an error of the rule.
- * The two implementations sum in different orders and Adam's m/√v amplifies that where gradients are small
- * (std 0.01 on odd steps): runs differed by up to 2.3e-5 relative, so the bound is 1e-4; a wrong rule is off
- * by O(lr) = 0.05.
+ * Largest relative difference |a − b| / (max(|b|, floor) + 1e-6). The step-for-step comparison of parameters
+ * floors the denominator at 1e-3: the parameters are O(1), so an element that happens to pass near zero
+ * differs by float32 rounding of O(1) sums, which is not an error of the rule. The two implementations sum in
+ * different orders and Adam's m/√v amplifies that where gradients are small (std 0.01 on odd steps): runs
+ * differed by up to 2.3e-5 relative, so that bound is 1e-4; a wrong rule is off by O(lr) = 0.05.
  */
-function maxRel(a: Float32Array, b: Float32Array): number {
+function maxRel(a: Float32Array, b: Float32Array, floor = 0): number {
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), 1e-3));
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (Math.max(Math.abs(b[i]), floor) + 1e-6));
   return worst;
 }
 
@@ -43,14 +43,14 @@ describe('fused flat AdamW / clipping / EMA', () => {
       fused.apply(flat, 0.05, clipScale(norm, 1));
       fusedEma.update(step, fused.params);
       tf.dispose([...grads, ...(clipped as tf.Tensor[])]);
-      expect(maxRel(values(b), values(a))).toBeLessThan(1e-4);
-      expect(maxRel(fused.params, values(a))).toBeLessThan(1e-4);
+      expect(maxRel(values(b), values(a), 1e-3)).toBeLessThan(1e-4);
+      expect(maxRel(fused.params, values(a), 1e-3)).toBeLessThan(1e-4);
     }
     expect(tf.memory().numTensors).toBe(before);
     // EMA: copy both into the variables and compare.
     refEma.copyTo();
     fusedEma.copyToVariables();
-    expect(maxRel(values(b), values(a))).toBeLessThan(1e-4);
+    expect(maxRel(values(b), values(a), 1e-3)).toBeLessThan(1e-4);
     tf.dispose([...a, ...b]);
     ref.dispose();
     refEma.dispose();
@@ -70,10 +70,10 @@ describe('fused flat AdamW / clipping / EMA', () => {
     const g2 = shapes.map((s, i) => tf.randomNormal(s, 0, 0.1, 'float32', 60 + i));
     ref.apply(g2);
     fused.apply(flattenTensors(g2, shapes));
-    expect(maxRel(values(b), values(a))).toBeLessThan(1e-4);
+    expect(maxRel(values(b), values(a))).toBeLessThan(1e-5);
     const back = fused.stateTensors();
     const refState = ref.stateTensors();
-    expect(maxRel(back.get('adam.v.2')!.dataSync() as Float32Array, refState.get('adam.v.2')!.dataSync() as Float32Array)).toBeLessThan(1e-4);
+    expect(maxRel(back.get('adam.v.2')!.dataSync() as Float32Array, refState.get('adam.v.2')!.dataSync() as Float32Array)).toBeLessThan(1e-5);
     tf.dispose([...refState.values()]);
     expect(() => fused.loadState(new Map(), 1)).toThrow(/adam.m.0 missing/);
     tf.dispose([...a, ...b, ...g1, ...g2, ...state.values(), ...back.values()]);
