@@ -16,7 +16,7 @@ import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
 import { StableDiffusionPipeline } from '@museum/models';
 import { Museum, MuseumRuntime, learnStyle, modelsFromPipeline, type MethodName } from '@museum/museum';
-import { ContinualJudge, heldOutJobs } from '@museum/bench';
+import { ContinualJudge, heldOutJobs, shapeShare } from '@museum/bench';
 import { loadInstruments } from '@museum/instruments';
 import { encodePng, fewShotSet, heldOutShapes, type BenchmarkStyle } from '@museum/world';
 
@@ -61,9 +61,7 @@ async function main(): Promise<void> {
         const jobs = heldOutJobs(s, cfg);
         const images = (await rt.generate(ver, { prompt: jobs.map((j) => j.prompt), seed: jobs.map((j) => j.seed), steps: 25, guidance: 7.5, sampler: 'ddim' })) as tf.Tensor4D;
         const cell = judge.cell(s, images, jobs);
-        const held = heldOutShapes(s);
-        const heldShapes = Object.entries(cell.shapes).filter(([k]) => held.includes(k as never));
-        const heldC = heldShapes.reduce((a, [, [ok]]) => a + ok, 0) / heldShapes.reduce((a, [, [, n]]) => a + n, 0);
+        const heldC = shapeShare(cell.shapes, heldOutShapes(s)) ?? NaN;
         cells.push({ style: s, S: cell.S, C: cell.C, C_heldout: heldC, gram: cell.gram, style_labels: cell.style_labels });
         process.stderr.write(`${path.basename(variantFile)} after ${style}: ${s} S ${cell.S.toFixed(2)} C ${cell.C.toFixed(2)} Cheld ${heldC.toFixed(2)} gram ${cell.gram.toFixed(3)}\n`);
         if (t === styles.length - 1) {
