@@ -186,6 +186,35 @@ describe('wasm UnsortedSegmentSum', () => {
   });
 });
 
+describe('wasm Identity (copy-free clone)', () => {
+  test('a clone shares the buffer, keeps its values when the original is disposed, and frees it with the last holder', async () => {
+    await tf.setBackend('wasm');
+    const buffers0 = tf.memory().numDataBuffers;
+    const x = tf.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const y = tf.clone(x);
+    // shared: cloning allocates no second buffer (upstream's kernel copied it)
+    expect(tf.memory().numDataBuffers - buffers0).toBe(1);
+    expect(y.dataId).toBe(x.dataId);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    y.dispose();
+    expect(tf.memory().numDataBuffers).toBe(buffers0);
+  });
+
+  test("a Variable's assign does not reach a clone taken before it, and gradients that save tensors match cpu", async () => {
+    await tf.setBackend('wasm');
+    const v = tf.variable(tf.tensor1d([1, 2, 3]));
+    const before = tf.clone(v);
+    v.assign(tf.tensor1d([7, 8, 9]));
+    expect(Array.from(before.dataSync())).toEqual([1, 2, 3]);
+    tf.dispose([v, before]);
+    // exp, tanh and sigmoid save their outputs (through Identity) for the backward pass
+    const x: Input = input([4, 5], 31);
+    const err = await wasmVsCpu([x], (xt) => [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.exp(tf.tanh(a)), tf.sigmoid(a))))(xt)]);
+    expect(err).toBeLessThan(TOL);
+  });
+});
+
 test('registering the wasm kernels again is a no-op', () => {
   expect(registerWasmKernels()).toEqual([]);
   expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeTruthy();

@@ -501,6 +501,21 @@ class StyleLearningRun {
     return [...(features.mid ? [features.mid] : []), ...features.up, eps];
   }
 
+  /**
+   * The trained model's pass of a step: the prediction for the task's batch and, when the feature regularization
+   * is on, its features for the regularization inputs, from ONE UNet call over both batches concatenated. Every
+   * UNet op is per-sample (GroupNorm, attention within a sample), so this is the same function as two calls, but
+   * the kernels run half as often on larger operands: ~4% of a step on the Atelier model (bench/results).
+   */
+  private studentPass(noisy: tf.Tensor, t: tf.Tensor, ctx: tf.Tensor, f: { x: tf.Tensor; t: tf.Tensor; ctx: tf.Tensor } | null): { pred: tf.Tensor; student: tf.Tensor[] | null } {
+    if (!f) return { pred: this.models.unet.forward(noisy, t, ctx), student: null };
+    const b = noisy.shape[0];
+    const all = this.unetFeatures(tf.concat([noisy, f.x]), tf.concat([t, f.t]), tf.concat([ctx, f.ctx]));
+    const eps = all[all.length - 1];
+    const tail = (x: tf.Tensor) => tf.slice(x, [b], [x.shape[0] - b]);
+    return { pred: tf.slice(eps, [0], [b]), student: all.map(tail) };
+  }
+
   /** The current shared-LoRA update of every layer, ΔW_t = s·A_t B_t − s·A_{t−1} B_{t−1}, in low-rank form. */
   private currentUpdates(): Map<string, LowRank> {
     const out = new Map<string, LowRank>();
@@ -554,10 +569,10 @@ class StyleLearningRun {
           const terms: Array<[keyof LossWeights, tf.Scalar]> = [];
           // the token's gradient flows through the text encoder; without a trained token the contexts are constant
           const ctx = this.fixedContexts ? tf.gather(this.fixedContexts, sel) : m.textEncoder.lastHiddenState(tf.gather(this.captionIds, sel));
-          const pred = m.unet.forward(noisy, tT, ctx);
+          const { pred, student } = this.studentPass(noisy, tT, ctx, f);
           terms.push(['diffusion', diffusionLoss(pred, target)]);
           if (c.sdl) terms.push(['sdl', this.sdlLoss(pred, noisy, alphaBar, idx)]);
-          if (f) terms.push(['featReg', featureRegularization(this.unetFeatures(f.x, f.t, f.ctx), f.teacher)]);
+          if (f && student) terms.push(['featReg', featureRegularization(student, f.teacher)]);
           if (c.weightReg && this.lora) terms.push(['weightReg', weightRegularization(this.currentUpdates(), this.earlier)]);
           if (c.clora && this.lora) terms.push(['clora', this.cloraTerm()]);
           if (c.ewc && this.lora && this.ewcFisher.length) {
