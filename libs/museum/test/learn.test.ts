@@ -137,6 +137,22 @@ describe('learnStyle (tiny models)', () => {
     v2.dispose();
   });
 
+  it('trains with the input-subspace weight regularization: finite from a zero update, active once the LoRA moves', async () => {
+    const museum = newMuseum('subspace');
+    await learnStyle(museum, 'alpha', randomImages(4, 1), { ...QUICK, models, weightRegForm: 'input-subspace' });
+    const second: LearnProgress[] = [];
+    const r = await learnStyle(museum, 'beta', randomImages(4, 2), { ...QUICK, models, weightRegForm: 'input-subspace', onProgress: (p) => p.phase === 'train' && second.push(p) });
+    // step 1 starts at ΔW_t = 0 exactly, where a bare ‖G_t‖ = √tr(G_t²) would give 0·∞ = NaN gradients
+    expect(second[0].losses.weightReg).toBeLessThan(1e-6);
+    expect(second.every((p) => Number.isFinite(p.losses.total!))).toBe(true);
+    expect(second[second.length - 1].losses.weightReg).toBeGreaterThan(0);
+    expect(r.style.settings).toMatchObject({ weightRegForm: 'input-subspace' });
+    const v2 = museum.loadVersion(2);
+    for (const t of v2.lora!.tensors.values()) expect(Array.from(t.dataSync()).every(Number.isFinite)).toBe(true);
+    v2.dispose();
+    await expect(learnStyle(museum, 'gamma', randomImages(2, 3), { ...QUICK, models, weightRegForm: 'nope' as never })).rejects.toThrow(/weightRegForm/);
+  });
+
   it("keeps a learned token row within the vocabulary's largest norm (tokenNormCap), and only with the cap", async () => {
     const largest = tf.tidy(() => tf.max(tf.norm(models.textEncoder.embeddings.token_embedding.weight.value, 'euclidean', 1)).dataSync()[0]);
     const rowNorm = (museum: ReturnType<typeof newMuseum>, token: string) => {

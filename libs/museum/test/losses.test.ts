@@ -2,7 +2,9 @@ import { initBackend, tf } from '@museum/tensor';
 import {
   cloraPenalty,
   ewcPenalty,
+  disposeEarlierUpdates,
   featureRegularization,
+  inputSubspaceRegularization,
   lowRankDifference,
   lowRankInner,
   predictCleanLatent,
@@ -69,7 +71,7 @@ describe('weight regularization (squared cosine of LoRA updates, low-rank form)'
     expect(val(weightRegularization(orth, two))).toBeCloseTo(0, 6);
     const mixed = new Map([['layer', { P: tf.concat([col(n, 0), col(n, 1)], 1) as tf.Tensor2D, Q: tf.concat([row(n, 0), row(n, 1)], 0) as tf.Tensor2D }]]);
     expect(val(weightRegularization(mixed, two))).toBeCloseTo(1, 4); // cos² = ½ with each
-    for (const m of [earlier, two]) for (const e of m.values()) tf.dispose([e.R, e.S, e.segments, e.norms2]);
+    for (const m of [earlier, two]) for (const e of m.values()) disposeEarlierUpdates(e);
     for (const m of [orth, mixed]) for (const c of m.values()) tf.dispose([c.P, c.Q]);
     tf.dispose([earlierUpdate.P, earlierUpdate.Q]);
   });
@@ -83,6 +85,58 @@ describe('weight regularization (squared cosine of LoRA updates, low-rank form)'
     const expected = tf.mul(tf.matMul(down, tf.sub(up2, up1)), 0.5);
     expect(val(tf.max(tf.abs(tf.sub(dense, expected))))).toBeLessThan(1e-5);
     tf.dispose([down, up1, up2, d.P, d.Q, dense, expected]);
+  });
+});
+
+describe('weight regularization, input-subspace form (cosine of input-side Grams)', () => {
+  const n = 6;
+  it('is zero for orthogonal input directions and grows to 1 as they align (cos² for rank 1), whatever the outputs do', () => {
+    const earlierUpdate: LowRank = { P: col(n, 0), Q: row(n, 0) };
+    const earlier = new Map([['layer', stackEarlierUpdates([earlierUpdate])]]);
+    const regFor = (theta: number, outputIndex: number) => {
+      // ΔW_t = (cosθ e0 + sinθ e1) ⊗ f_out: reads input direction at angle θ to the earlier one's
+      const P = tf.tidy(() => tf.add(col(n, 0, Math.cos(theta)), col(n, 1, Math.sin(theta)))) as tf.Tensor2D;
+      const Q = row(n, outputIndex, 3);
+      const r = val(inputSubspaceRegularization(new Map([['layer', { P, Q }]]), earlier));
+      tf.dispose([P, Q]);
+      return r;
+    };
+    expect(regFor(Math.PI / 2, 0)).toBeCloseTo(0, 6);
+    const values = [Math.PI / 2, Math.PI / 3, Math.PI / 4, Math.PI / 6, 0].map((th) => regFor(th, 0));
+    for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]);
+    expect(values[1]).toBeCloseTo(0.25, 4);
+    expect(values[4]).toBeCloseTo(1, 4);
+    // same input direction, orthogonal output: the matrix cosine sees nothing, the input-subspace form sees it all
+    expect(regFor(0, 3)).toBeCloseTo(1, 4);
+    const Pt = col(n, 0);
+    const Qt = row(n, 3);
+    expect(val(weightRegularization(new Map([['layer', { P: Pt, Q: Qt }]]), earlier))).toBeCloseTo(0, 6);
+    tf.dispose([Pt, Qt, earlierUpdate.P, earlierUpdate.Q]);
+    for (const e of earlier.values()) disposeEarlierUpdates(e);
+  });
+
+  it('equals ⟨G_t, G_s⟩ / (‖G_t‖‖G_s‖) of the dense updates, summed over earlier styles and averaged over layers', () => {
+    const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
+    const ups: LowRank[] = [{ P: rnd([7, 2], 1), Q: rnd([2, 5], 2) }, { P: rnd([7, 4], 3), Q: rnd([4, 5], 4) }];
+    const cur: LowRank = { P: rnd([7, 3], 5), Q: rnd([3, 5], 6) };
+    const gram = (u: LowRank) => tf.tidy(() => { const w = tf.matMul(u.P, u.Q); return tf.matMul(w, w, false, true); });
+    const gt = gram(cur);
+    let expected = 0;
+    for (const u of ups) {
+      const gs = gram(u);
+      expected += val(tf.div(tf.sum(tf.mul(gt, gs)), tf.mul(tf.norm(gt), tf.norm(gs))));
+      gs.dispose();
+    }
+    const two = stackEarlierUpdates(ups);
+    // layer b has no earlier update: it does not count in the average
+    const got = val(inputSubspaceRegularization(new Map([['a', cur], ['b', cur]]), new Map([['a', two]])));
+    expect(got).toBeCloseTo(expected, 4);
+    expect(got).toBeGreaterThan(0);
+    // a zero update (the first step of a task) costs nothing
+    const zero: LowRank = { P: tf.zeros([7, 3]) as tf.Tensor2D, Q: tf.zeros([3, 5]) as tf.Tensor2D };
+    expect(val(inputSubspaceRegularization(new Map([['a', zero]]), new Map([['a', two]])))).toBe(0);
+    disposeEarlierUpdates(two);
+    tf.dispose([gt, cur.P, cur.Q, zero.P, zero.Q, ...ups.flatMap((u) => [u.P, u.Q])]);
   });
 });
 

@@ -37,8 +37,10 @@ import {
   LowRank,
   cloraPenalty,
   diffusionLoss,
+  disposeEarlierUpdates,
   ewcPenalty,
   featureRegularization,
+  inputSubspaceRegularization,
   predictCleanLatent,
   stackEarlierUpdates,
   styleDistillationLoss,
@@ -88,6 +90,7 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('sdlUpBlocks', s.sdlUpBlocks, 0, true);
   checkNumber('featRegBatch', s.featRegBatch, 1, true);
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
+  if (!['cosine', 'input-subspace'].includes(s.weightRegForm)) throw new MuseumError('INVALID_ARGUMENT', `weightRegForm ${s.weightRegForm} is not supported (cosine or input-subspace)`);
   if (!['cross-attention', 'all-attention', 'self-attention'].includes(s.loraTargets)) throw new MuseumError('INVALID_ARGUMENT', `loraTargets ${s.loraTargets} is not supported`);
   if (typeof s.initWord !== 'string' || s.initWord.length === 0) throw new MuseumError('INVALID_ARGUMENT', 'initWord must be a word or "random"');
   // The shared LoRA's shape is the museum's: later styles must keep it.
@@ -573,7 +576,10 @@ class StyleLearningRun {
           terms.push(['diffusion', diffusionLoss(pred, target)]);
           if (c.sdl) terms.push(['sdl', this.sdlLoss(pred, noisy, alphaBar, idx)]);
           if (f && student) terms.push(['featReg', featureRegularization(student, f.teacher)]);
-          if (c.weightReg && this.lora) terms.push(['weightReg', weightRegularization(this.currentUpdates(), this.earlier)]);
+          if (c.weightReg && this.lora) {
+            const reg = s.weightRegForm === 'input-subspace' ? inputSubspaceRegularization : weightRegularization;
+            terms.push(['weightReg', reg(this.currentUpdates(), this.earlier)]);
+          }
           if (c.clora && this.lora) terms.push(['clora', this.cloraTerm()]);
           if (c.ewc && this.lora && this.ewcFisher.length) {
             const params = [...this.lora.adapters.values()].flatMap((a) => [a.down, a.up]);
@@ -842,7 +848,7 @@ class StyleLearningRun {
     applyLora(this.models.unet, null);
     for (const t of this.targets) disposeStyleTarget(t);
     disposeFactors(this.prevFactors);
-    for (const e of this.earlier.values()) tf.dispose([e.R, e.S, e.segments, e.norms2]);
+    for (const e of this.earlier.values()) disposeEarlierUpdates(e);
     tf.dispose([...this.cloraMasks.values(), ...this.prevDense.values(), ...this.ewcFisher]);
     for (const x of this.owned.reverse()) x.dispose();
     this.owned.length = 0;

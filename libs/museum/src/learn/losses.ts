@@ -67,13 +67,32 @@ export function lowRankInner(a: LowRank, b: LowRank): tf.Scalar {
 /**
  * The earlier styles' updates of one adapted layer, stacked for one pass: R = [R_1 … R_n] [in, K],
  * S = [S_1; …; S_n] [K, out], `segments` [K, n] one-hot (which style each of the K columns belongs to),
- * `norms2` [n] = ‖R_s S_s‖²_F.
+ * `norms2` [n] = ‖R_s S_s‖²_F; for the input-subspace form, `H` [K, K] = blockdiag(S_s S_sᵀ) and `gramNorms` [n] =
+ * ‖G_s‖_F with G_s = ΔW_s ΔW_sᵀ the update's Gram over input dimensions.
  */
 export interface EarlierUpdates {
   R: tf.Tensor2D;
   S: tf.Tensor2D;
   segments: tf.Tensor2D;
   norms2: tf.Tensor1D;
+  H: tf.Tensor2D;
+  gramNorms: tf.Tensor1D;
+}
+
+export function disposeEarlierUpdates(e: EarlierUpdates): void {
+  tf.dispose([e.R, e.S, e.segments, e.norms2, e.H, e.gramNorms]);
+}
+
+/**
+ * ‖G‖_F for G = (P Q)(P Q)ᵀ: tr(G²) = tr(B A B A) with A = PᵀP, B = Q Qᵀ (both [k, k]). The 1e-30 under the root
+ * keeps the gradient finite (0, not 0·∞ = NaN) at ΔW = 0, where every task's update starts.
+ */
+function inputGramNorm(u: LowRank): tf.Scalar {
+  return tf.tidy(() => {
+    const a = tf.matMul(u.P, u.P, true, false);
+    const b = tf.matMul(u.Q, u.Q, false, true);
+    return tf.sqrt(tf.add(tf.relu(tf.sum(tf.mul(tf.matMul(b, a), tf.matMul(a, b)))), 1e-30)) as tf.Scalar;
+  });
 }
 
 /** Stack a layer's earlier updates (each R_s S_s) for `weightRegularization`; the caller owns the result. */
@@ -87,11 +106,17 @@ export function stackEarlierUpdates(updates: LowRank[]): EarlierUpdates {
       for (let i = 0; i < k; i++) seg[(row + i) * updates.length + s] = 1;
       row += k;
     });
+    const segments = tf.tensor2d(seg, [K, updates.length]);
+    const S = tf.concat(updates.map((u) => u.Q), 0) as tf.Tensor2D;
+    // S Sᵀ restricted to each style's own block (pairs of columns of one style)
+    const sameStyle = tf.matMul(segments, segments, false, true);
     return {
       R: tf.concat(updates.map((u) => u.P), 1) as tf.Tensor2D,
-      S: tf.concat(updates.map((u) => u.Q), 0) as tf.Tensor2D,
-      segments: tf.tensor2d(seg, [K, updates.length]),
+      S,
+      segments,
       norms2: tf.stack(updates.map((u) => lowRankInner(u, u))) as tf.Tensor1D,
+      H: tf.mul(tf.matMul(S, S, false, true), sameStyle) as tf.Tensor2D,
+      gramNorms: tf.stack(updates.map(inputGramNorm)) as tf.Tensor1D,
     };
   });
 }
@@ -121,6 +146,35 @@ export function weightRegularization(current: Map<string, LowRank>, earlier: Map
       const denom = tf.add(tf.mul(e.norms2, tf.add(nt, tf.mul(e.norms2, delta))), 1e-30);
       const cos2 = tf.div(tf.square(inner), denom);
       terms.push(tf.sum(cos2));
+    }
+    if (terms.length === 0) return tf.scalar(0);
+    return tf.div(tf.addN(terms), terms.length);
+  }) as tf.Scalar;
+}
+
+/**
+ * The input-subspace form of MuseumMaker's weight regularization: for every adapted layer,
+ * Σ_s ⟨G_t, G_s⟩_F / (‖G_t‖_F ‖G_s‖_F), the cosine between the Grams G = ΔW ΔWᵀ of this style's update and each
+ * earlier style's over the layer's INPUT dimensions, averaged over layers. A layer's update answers an input x
+ * through x·ΔW, so it disturbs an earlier style only on the input directions that style's update reads; this
+ * penalises sharing those directions (as O-LoRA keeps the LoRA down-projections of tasks orthogonal), where the
+ * plain cosine of the two [in, out] matrices is ~0 for almost any pair of low-rank updates and constrains
+ * nothing. Zero when the input subspaces are orthogonal; 1 per style when ΔW_t reads exactly the earlier
+ * update's directions with its weighting (for rank 1: cos² of the two input directions). Low-rank throughout:
+ * ⟨G_t, G_s⟩ = ‖ΔW_sᵀ ΔW_t‖² = tr(Yᵀ H_s Y) with Y = R_sᵀ ΔW_t. δ as in `weightRegularization`.
+ */
+export function inputSubspaceRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
+  return tf.tidy(() => {
+    const terms: tf.Tensor[] = [];
+    for (const [key, cur] of current) {
+      const e = earlier.get(key);
+      if (!e) continue;
+      const m = tf.matMul(e.R, cur.P, true, false); // [K, k]
+      const yyT = tf.matMul(tf.matMul(m, tf.matMul(cur.Q, cur.Q, false, true)), m, false, true); // Y Yᵀ [K, K]
+      const inner = tf.reshape(tf.matMul(tf.sum(tf.mul(e.H, yyT), 0, true), e.segments), [-1]); // [n]
+      const nt = inputGramNorm(cur);
+      const denom = tf.add(tf.mul(e.gramNorms, tf.add(nt, tf.mul(e.gramNorms, delta))), 1e-30);
+      terms.push(tf.sum(tf.div(inner, denom)));
     }
     if (terms.length === 0) return tf.scalar(0);
     return tf.div(tf.addN(terms), terms.length);

@@ -60,6 +60,13 @@ export interface LearnSettings {
   sdlTemperature: number;
   /** Decoder up blocks the SDL features go through after the mid block (default 1). */
   sdlUpBlocks: number;
+  /**
+   * What the weight regularization compares (default `cosine`): `cosine` = cos² between this style's LoRA update
+   * and each earlier one as [in, out] matrices (nearly 0 for any two low-rank updates: it constrained < 5e-5 in
+   * a two-task run); `input-subspace` = the cosine of their Grams over input dimensions (the directions each
+   * update reads, as O-LoRA keeps tasks' down-projections apart). See `inputSubspaceRegularization`.
+   */
+  weightRegForm: 'cosine' | 'input-subspace';
   /** Noise latents (earlier styles' prompts) per step for the feature regularization (default 2). */
   featRegBatch: number;
   /** Samples of the task's own loss for the EWC Fisher (default 16). */
@@ -84,6 +91,7 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   initWord: 'style',
   sdlTemperature: 1,
   sdlUpBlocks: 1,
+  weightRegForm: 'cosine',
   featRegBatch: 2,
   ewcFisherSamples: 16,
   jointScaleSteps: true,
