@@ -133,22 +133,26 @@ export function stackEarlierUpdates(updates: LowRank[]): EarlierUpdates {
  * update (‖ΔW_t‖ ≥ 0.1% of ‖ΔW_s‖).
  */
 export function weightRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
+  return meanOverLayers(current, earlier, (cur, e) => {
+    const m1 = tf.matMul(cur.P, e.R, true, false); // [k, K]
+    const m2 = tf.matMul(cur.Q, e.S, false, true); // [k, K]
+    const colSums = tf.sum(tf.mul(m1, m2), 0, true); // [1, K]
+    const inner = tf.reshape(tf.matMul(colSums, e.segments), [-1]); // [n]: <ΔW_t, ΔW_s>
+    const nt = lowRankInner(cur, cur);
+    const denom = tf.add(tf.mul(e.norms2, tf.add(nt, tf.mul(e.norms2, delta))), 1e-30);
+    return tf.sum(tf.div(tf.square(inner), denom)); // Σ_s cos²
+  });
+}
+
+/** A per-layer penalty against the earlier updates, averaged over the layers that have earlier updates. */
+function meanOverLayers(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, perLayer: (cur: LowRank, e: EarlierUpdates) => tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const terms: tf.Tensor[] = [];
     for (const [key, cur] of current) {
       const e = earlier.get(key);
-      if (!e) continue;
-      const m1 = tf.matMul(cur.P, e.R, true, false); // [k, K]
-      const m2 = tf.matMul(cur.Q, e.S, false, true); // [k, K]
-      const colSums = tf.sum(tf.mul(m1, m2), 0, true); // [1, K]
-      const inner = tf.reshape(tf.matMul(colSums, e.segments), [-1]); // [n]: <ΔW_t, ΔW_s>
-      const nt = lowRankInner(cur, cur);
-      const denom = tf.add(tf.mul(e.norms2, tf.add(nt, tf.mul(e.norms2, delta))), 1e-30);
-      const cos2 = tf.div(tf.square(inner), denom);
-      terms.push(tf.sum(cos2));
+      if (e) terms.push(perLayer(cur, e));
     }
-    if (terms.length === 0) return tf.scalar(0);
-    return tf.div(tf.addN(terms), terms.length);
+    return terms.length === 0 ? tf.scalar(0) : tf.div(tf.addN(terms), terms.length);
   }) as tf.Scalar;
 }
 
@@ -164,21 +168,14 @@ export function weightRegularization(current: Map<string, LowRank>, earlier: Map
  * ⟨G_t, G_s⟩ = ‖ΔW_sᵀ ΔW_t‖² = tr(Yᵀ H_s Y) with Y = R_sᵀ ΔW_t. δ as in `weightRegularization`.
  */
 export function inputSubspaceRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
-  return tf.tidy(() => {
-    const terms: tf.Tensor[] = [];
-    for (const [key, cur] of current) {
-      const e = earlier.get(key);
-      if (!e) continue;
-      const m = tf.matMul(e.R, cur.P, true, false); // [K, k]
-      const yyT = tf.matMul(tf.matMul(m, tf.matMul(cur.Q, cur.Q, false, true)), m, false, true); // Y Yᵀ [K, K]
-      const inner = tf.reshape(tf.matMul(tf.sum(tf.mul(e.H, yyT), 0, true), e.segments), [-1]); // [n]
-      const nt = inputGramNorm(cur);
-      const denom = tf.add(tf.mul(e.gramNorms, tf.add(nt, tf.mul(e.gramNorms, delta))), 1e-30);
-      terms.push(tf.sum(tf.div(inner, denom)));
-    }
-    if (terms.length === 0) return tf.scalar(0);
-    return tf.div(tf.addN(terms), terms.length);
-  }) as tf.Scalar;
+  return meanOverLayers(current, earlier, (cur, e) => {
+    const m = tf.matMul(e.R, cur.P, true, false); // [K, k]
+    const yyT = tf.matMul(tf.matMul(m, tf.matMul(cur.Q, cur.Q, false, true)), m, false, true); // Y Yᵀ [K, K]
+    const inner = tf.reshape(tf.matMul(tf.sum(tf.mul(e.H, yyT), 0, true), e.segments), [-1]); // [n]: ⟨G_t, G_s⟩
+    const nt = inputGramNorm(cur);
+    const denom = tf.add(tf.mul(e.gramNorms, tf.add(nt, tf.mul(e.gramNorms, delta))), 1e-30);
+    return tf.sum(tf.div(inner, denom));
+  });
 }
 
 /**
