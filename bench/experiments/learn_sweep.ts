@@ -4,11 +4,12 @@
  *   node -r ./scripts/ts-register.js bench/experiments/learn_sweep.ts VARIANT.json OUT.json
  *
  * VARIANT.json: { "method": "museummaker", "styles": ["stripes", "pointillism"], "learn": {LearnSettings},
- *                 "weights": {LossWeights}, "seeds": [1], "colours": 2 }
+ *                 "weights": {LossWeights}, "seeds": [1], "colours": 2, "base": 2 }
  * Learns the styles in order into a fresh museum (in a temp folder) on the bundled Atelier model and after
  * each task judges every learned style on the benchmark's held-out grid (8 shapes × colours × seeds, DDIM 25,
- * guidance 7.5) with the shipped instruments: S, C, C on held-out shapes, Gram distance. Writes OUT.json and a
- * PNG strip of the last task's images per style beside it.
+ * guidance 7.5) with the shipped instruments: S, C, C on held-out shapes, Gram distance. With "base": N it also
+ * judges the base prompts (8 shapes × N colours, seed 1) before the first task and after the last (base
+ * retention). Writes OUT.json and a PNG strip of the last task's images per style beside it.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -16,7 +17,7 @@ import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
 import { StableDiffusionPipeline } from '@museum/models';
 import { Museum, MuseumRuntime, learnStyle, modelsFromPipeline, type MethodName } from '@museum/museum';
-import { ContinualJudge, heldOutJobs, shapeShare } from '@museum/bench';
+import { ContinualJudge, baseJobs, heldOutJobs, shapeShare, type PromptJob } from '@museum/bench';
 import { loadInstruments } from '@museum/instruments';
 import { encodePng, fewShotSet, heldOutShapes, type BenchmarkStyle } from '@museum/world';
 
@@ -34,6 +35,23 @@ async function main(): Promise<void> {
   const cfg = { seeds: v.seeds ?? [1], colours_per_shape: v.colours ?? 2 };
   const out: Record<string, unknown> = { variant: v, tasks: [] as unknown[] };
   const styles: BenchmarkStyle[] = v.styles;
+  const generate = async (rt: MuseumRuntime, version: number, jobs: PromptJob[]) =>
+    (await rt.generate(rt.load(museum, version), { prompt: jobs.map((j) => j.prompt), seed: jobs.map((j) => j.seed), steps: 25, guidance: 7.5, sampler: 'ddim' })) as tf.Tensor4D;
+  const judgeBase = async (version: number) => {
+    if (!v.base) return undefined;
+    const jobs = baseJobs({ base_seeds: [1], base_colours_per_shape: v.base });
+    const rt = new MuseumRuntime(models, { baseHash: museum.base.hash });
+    try {
+      const images = await generate(rt, version, jobs);
+      const r = judge.base(images, jobs);
+      images.dispose();
+      process.stderr.write(`${path.basename(variantFile)} base prompts at version ${version}: shape ${r.shape_acc.toFixed(2)} colour ${r.colour_acc.toFixed(2)}\n`);
+      return { version, shape_acc: r.shape_acc, colour_acc: r.colour_acc, images: r.images };
+    } finally {
+      rt.dispose();
+    }
+  };
+  out.base_before = await judgeBase(0);
   for (let t = 0; t < styles.length; t++) {
     const style = styles[t];
     const set = fewShotSet(style);
@@ -56,10 +74,9 @@ async function main(): Promise<void> {
     const rt = new MuseumRuntime(models, { baseHash: museum.base.hash });
     const cells: unknown[] = [];
     try {
-      const ver = rt.load(museum, r.version);
       for (const s of styles.slice(0, t + 1)) {
         const jobs = heldOutJobs(s, cfg);
-        const images = (await rt.generate(ver, { prompt: jobs.map((j) => j.prompt), seed: jobs.map((j) => j.seed), steps: 25, guidance: 7.5, sampler: 'ddim' })) as tf.Tensor4D;
+        const images = await generate(rt, r.version, jobs);
         const cell = judge.cell(s, images, jobs);
         const heldC = shapeShare(cell.shapes, heldOutShapes(s)) ?? NaN;
         cells.push({ style: s, S: cell.S, C: cell.C, C_heldout: heldC, gram: cell.gram, style_labels: cell.style_labels });
@@ -84,6 +101,8 @@ async function main(): Promise<void> {
     (out.tasks as unknown[]).push({ task: t + 1, style, learnSeconds, metrics: r.style.metrics, cells });
     fs.writeFileSync(outFile, JSON.stringify(out, null, 2) + '\n');
   }
+  out.base_after = await judgeBase(museum.latestVersion());
+  fs.writeFileSync(outFile, JSON.stringify(out, null, 2) + '\n');
   judge.dispose();
   pipe.dispose();
   fs.rmSync(dir, { recursive: true, force: true });

@@ -32,13 +32,18 @@ test('health is NOT_SERVING until the weights are loaded, then SERVING (Check, W
   // Watch sees the change
   const seen: number[] = [];
   const watch = denoiserHealth.watch({ service: 'museum.v1.DenoiserService' });
+  let firstSeen!: () => void;
+  const first = new Promise<void>((resolve) => (firstSeen = resolve));
   const servingSeen = new Promise<void>((resolve) =>
     watch.on('data', (m: g.health.v1.HealthCheckResponse) => {
       seen.push(m.status);
+      firstSeen();
       if (m.status === SERVING) resolve();
     }),
   );
   watch.on('error', () => {});
+  // the first message (not a fixed wait, which a loaded machine overran) is the current status; nothing follows while the load gate holds
+  await first;
   await new Promise((r) => setTimeout(r, 50));
   expect(seen).toEqual([NOT_SERVING]);
 
