@@ -168,21 +168,29 @@ describe('wasm UnsortedSegmentSum', () => {
     const ids = tf.tensor1d(Array.from({ length: 77 }, (_, i) => (i * 641) % 49408), 'int32');
     const dy = tf.randomNormal([77, 768]);
     tf.dispose(tf.unsortedSegmentSum(dy, ids, 49408)); // first touch of a fresh 150 MB heap region is slow
-    let t0 = performance.now();
-    const g = tf.unsortedSegmentSum(dy, ids, 49408);
-    const row = tf.slice(g, [641, 0], [1, 768]);
-    const got = row.dataSync();
-    const ms = performance.now() - t0;
-    t0 = performance.now();
-    const z = tf.zeros([49408, 768]);
-    const z0 = tf.slice(z, [0, 0], [1, 1]);
-    z0.dataSync();
-    const zerosMs = performance.now() - t0;
+    // best of 3 of each, interleaved: a loaded machine's scheduling noise hits single timings
+    let ms = Infinity;
+    let zerosMs = Infinity;
+    let got: Float32Array | null = null;
+    for (let rep = 0; rep < 3; rep++) {
+      let t0 = performance.now();
+      const g = tf.unsortedSegmentSum(dy, ids, 49408);
+      const row = tf.slice(g, [641, 0], [1, 768]);
+      got = row.dataSync() as Float32Array;
+      ms = Math.min(ms, performance.now() - t0);
+      tf.dispose([g, row]);
+      t0 = performance.now();
+      const z = tf.zeros([49408, 768]);
+      const z0 = tf.slice(z, [0, 0], [1, 1]);
+      z0.dataSync();
+      zerosMs = Math.min(zerosMs, performance.now() - t0);
+      tf.dispose([z, z0]);
+    }
     const wantT = tf.slice(dy, [1, 0], [1, 768]);
     const want = wantT.dataSync();
-    expect(maxRelError([got as Float32Array], [want as Float32Array])).toBe(0);
+    expect(maxRelError([got!], [want as Float32Array])).toBe(0);
     expect(ms).toBeLessThan(3 * zerosMs + 300);
-    tf.dispose([ids, dy, g, row, z, z0, wantT]);
+    tf.dispose([ids, dy, wantT]);
   });
 });
 
