@@ -43,11 +43,13 @@ test('health is NOT_SERVING until the weights are loaded, then SERVING (Check, W
   );
   watch.on('error', () => {});
   // the first message (not a fixed wait, which a loaded machine overran) is the current status; nothing follows while the load gate holds
-  await first;
-  await new Promise((r) => setTimeout(r, 50));
-  expect(seen).toEqual([NOT_SERVING]);
-
-  release();
+  try {
+    await first;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([NOT_SERVING]);
+  } finally {
+    release(); // even when this test fails, the others get a loaded stack
+  }
   await Promise.all([stack.textEncoder.ready, stack.denoiser.ready, stack.vae.ready, stack.gateway.ready]);
   await servingSeen;
   watch.cancel();
