@@ -508,7 +508,8 @@ class StyleLearningRun {
    * The trained model's pass of a step: the prediction for the task's batch and, when the feature regularization
    * is on, its features for the regularization inputs, from ONE UNet call over both batches concatenated. Every
    * UNet op is per-sample (GroupNorm, attention within a sample), so this is the same function as two calls, but
-   * the kernels run half as often on larger operands: ~4% of a step on the Atelier model (bench/results).
+   * the kernels run half as often on larger operands (a UNet forward+backward at batch 6 vs 4 + 2 on the Atelier
+   * model: ~4% of a step in a micro-benchmark, not measured on its own in a full run).
    */
   private studentPass(noisy: tf.Tensor, t: tf.Tensor, ctx: tf.Tensor, f: { x: tf.Tensor; t: tf.Tensor; ctx: tf.Tensor } | null): { pred: tf.Tensor; student: tf.Tensor[] | null } {
     if (!f) return { pred: this.models.unet.forward(noisy, t, ctx), student: null };

@@ -3,7 +3,8 @@
  *
  * tfjs-core runs `Identity` (via `clone`) for every input or output a kernel's gradient saves while a tape is
  * recording: thousands of calls per training step of a UNet. Upstream's wasm kernel copies the whole buffer
- * each time (measured: ~6% of a learnStyle step on the Atelier model). Tensor data is immutable in tfjs
+ * each time (a learnStyle step on the Atelier model takes 0.94× as long without the copies, paired in one run:
+ * bench/experiments/identity_ab.ts, bench/results/identity-ab.json). Tensor data is immutable in tfjs
  * (a Variable's `assign` swaps its dataId, kernels only write their own fresh outputs), so the clone can share
  * the buffer and count a reference, exactly as upstream's `Reshape` does and as the cpu backend's `Identity` does.
  */
