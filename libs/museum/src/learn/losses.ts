@@ -84,13 +84,13 @@ export function disposeEarlierUpdates(e: EarlierUpdates): void {
 }
 
 /**
- * ‖G‖_F for G = (P Q)(P Q)ᵀ: tr(G²) = tr(B A B A) with A = PᵀP, B = Q Qᵀ (both [k, k]). The 1e-30 under the root
+ * ‖G‖_F for G = (P Q)(P Q)ᵀ, from B = Q Qᵀ ([k, k]): tr(G²) = tr(B A B A) with A = PᵀP. The 1e-30 under the root
  * keeps the gradient finite (0, not 0·∞ = NaN) at ΔW = 0, where every task's update starts.
  */
-function inputGramNorm(u: LowRank): tf.Scalar {
+function inputGramNorm(u: LowRank, qqT?: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const a = tf.matMul(u.P, u.P, true, false);
-    const b = tf.matMul(u.Q, u.Q, false, true);
+    const b = qqT ?? tf.matMul(u.Q, u.Q, false, true);
     return tf.sqrt(tf.add(tf.relu(tf.sum(tf.mul(tf.matMul(b, a), tf.matMul(a, b)))), 1e-30)) as tf.Scalar;
   });
 }
@@ -116,7 +116,7 @@ export function stackEarlierUpdates(updates: LowRank[]): EarlierUpdates {
       segments,
       norms2: tf.stack(updates.map((u) => lowRankInner(u, u))) as tf.Tensor1D,
       H: tf.mul(tf.matMul(S, S, false, true), sameStyle) as tf.Tensor2D,
-      gramNorms: tf.stack(updates.map(inputGramNorm)) as tf.Tensor1D,
+      gramNorms: tf.stack(updates.map((u) => inputGramNorm(u))) as tf.Tensor1D,
     };
   });
 }
@@ -170,9 +170,10 @@ function meanOverLayers(current: Map<string, LowRank>, earlier: Map<string, Earl
 export function inputSubspaceRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
   return meanOverLayers(current, earlier, (cur, e) => {
     const m = tf.matMul(e.R, cur.P, true, false); // [K, k]
-    const yyT = tf.matMul(tf.matMul(m, tf.matMul(cur.Q, cur.Q, false, true)), m, false, true); // Y Yᵀ [K, K]
+    const qqT = tf.matMul(cur.Q, cur.Q, false, true); // [k, k], shared with ‖G_t‖
+    const yyT = tf.matMul(tf.matMul(m, qqT), m, false, true); // Y Yᵀ [K, K]
     const inner = tf.reshape(tf.matMul(tf.sum(tf.mul(e.H, yyT), 0, true), e.segments), [-1]); // [n]: ⟨G_t, G_s⟩
-    const nt = inputGramNorm(cur);
+    const nt = inputGramNorm(cur, qqT);
     const denom = tf.add(tf.mul(e.gramNorms, tf.add(nt, tf.mul(e.gramNorms, delta))), 1e-30);
     return tf.sum(tf.div(inner, denom));
   });

@@ -62,8 +62,8 @@ export interface LearnSettings {
   sdlUpBlocks: number;
   /**
    * What the weight regularization compares (default `cosine`): `cosine` = cos² between this style's LoRA update
-   * and each earlier one as [in, out] matrices (nearly 0 for any two low-rank updates: it constrained < 5e-5 in
-   * a two-task run); `input-subspace` = the cosine of their Grams over input dimensions (the directions each
+   * and each earlier one as [in, out] matrices (nearly 0 for any two low-rank updates: 1.7e-6 at the end of a
+   * second task, bench/results/weightreg-ab.md); `input-subspace` = the cosine of their Grams over input dimensions (the directions each
    * update reads, as O-LoRA keeps tasks' down-projections apart). See `inputSubspaceRegularization`.
    */
   weightRegForm: 'cosine' | 'input-subspace';

@@ -9,7 +9,7 @@
  * the buffer and count a reference, exactly as upstream's `Reshape` does and as the cpu backend's `Identity` does.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WasmBackend } from './wasm_util';
+import { asWasm } from './wasm_util';
 
 const SHARING_MARK = '__museumSharingIdentity';
 
@@ -21,7 +21,7 @@ export function registerSharingIdentity(): boolean {
   const sharing = (args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype === 'string') return upstream(args as Parameters<tf.KernelFunc>[0]);
-    (args.backend as WasmBackend & { incRef(dataId: object): void }).incRef(x.dataId);
+    asWasm(args.backend).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
   };
   (sharing as unknown as Record<string, boolean>)[SHARING_MARK] = true;

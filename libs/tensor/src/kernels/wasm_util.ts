@@ -31,6 +31,8 @@ export interface WasmBackend {
   dataIdNextNumber: number;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: DataId, force?: boolean): boolean;
+  /** One more holder of a tensor's data (freed when the last holder disposes it). */
+  incRef(dataId: DataId): void;
 }
 
 export function asWasm(backend: unknown): WasmBackend {
