@@ -7,7 +7,7 @@
  *            adapter as feature teacher, EWC's Fisher); the SDL target z̄ from the images' own latents.
  *   train    per step: ε-prediction loss on noised latents of a batch of the style's images, plus the method's
  *            terms: SDL on x̂0 (from the same prediction), feature regularization on earlier styles' prompts
- *            over N(0, I) latents against the previous version, weight regularization (cos² of LoRA updates),
+ *            over N(0, I) or replayed latents (featRegInputs) against the previous version, weight regularization (cos² of LoRA updates),
  *            C-LoRA / EWC penalties. Only the new token's row and the LoRA get gradients; the base model's
  *            weights are never in the optimiser's list.
  *   commit   version k+1 = shared LoRA + token table + metadata (+ per-method state), atomically.
@@ -28,7 +28,7 @@ import {
 import { AdamW, clipGradNorm, warmupCosineLr } from '@museum/training';
 import { COLOURS, Rng, SHAPES, deriveSeed } from '@museum/world';
 import { MuseumError, styleTokenOf } from '../errors';
-import { StyleModels, disposeModels, ensureTokens, modelResolution, modelsFromPipeline, promptLength, setTokenRows, singleTokenId } from '../models';
+import { StyleModels, disposeModels, ensureTokens, modelResolution, modelsFromPipeline, pipelineFromModels, promptLength, setTokenRows, singleTokenId } from '../models';
 import type { LoraConfigRecord, StyleEmbedding, StyleRecord, VersionManifest } from '../store/manifest';
 import type { LoadedVersion, Museum, TensorFile } from '../store/museum';
 import { StyleImageInput, prepareImages } from './images';
@@ -89,6 +89,9 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('sdlTemperature', s.sdlTemperature, 1e-6);
   checkNumber('sdlUpBlocks', s.sdlUpBlocks, 0, true);
   checkNumber('featRegBatch', s.featRegBatch, 1, true);
+  checkNumber('featRegReplay', s.featRegReplay, 1, true);
+  checkNumber('featRegReplaySteps', s.featRegReplaySteps, 1, true);
+  if (!['noise', 'replay'].includes(s.featRegInputs)) throw new MuseumError('INVALID_ARGUMENT', `featRegInputs ${s.featRegInputs} is not supported (noise or replay)`);
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
   if (!['cosine', 'input-subspace'].includes(s.weightRegForm)) throw new MuseumError('INVALID_ARGUMENT', `weightRegForm ${s.weightRegForm} is not supported (cosine or input-subspace)`);
   if (!['cross-attention', 'all-attention', 'self-attention'].includes(s.loraTargets)) throw new MuseumError('INVALID_ARGUMENT', `loraTargets ${s.loraTargets} is not supported`);
@@ -194,6 +197,8 @@ class StyleLearningRun {
   private ewcFisher: tf.Tensor[] = [];
   private ewcAnchors: tf.Tensor[] = [];
   private featStyles: Array<{ token: string; embedding: StyleEmbedding } | null> = [];
+  /** `replay`: clean latents the previous version generated, their prompts' contexts and the empty prompt's. */
+  private replay: { latents: tf.Tensor4D; contexts: tf.Tensor3D; empty: tf.Tensor3D } | null = null;
 
   private loaded: LoadedVersion | null = null;
   private rng: Rng;
@@ -292,7 +297,7 @@ class StyleLearningRun {
     this.captionIds = this.own(tf.tensor2d(enc.flat, [this.items.length, enc.length], 'int32'));
     if (!this.tokenVar) this.fixedContexts = this.own(m.textEncoder.lastHiddenState(this.captionIds));
     this.prepareLora();
-    this.prepareRegularizers();
+    await this.prepareRegularizers();
   }
 
   /** Token rows: earlier styles' rows as the parent version holds them, the new row from a word (or random). */
@@ -388,7 +393,7 @@ class StyleLearningRun {
   }
 
   /** Constants of the regularizers, from the earlier versions kept in the museum. */
-  private prepareRegularizers(): void {
+  private async prepareRegularizers(): Promise<void> {
     const c = this.components;
     if (c.sdl) {
       this.stats = this.own(new DecoderStyleStatistics(this.models.vae, { upBlocks: this.settings.sdlUpBlocks }));
@@ -403,6 +408,7 @@ class StyleLearningRun {
     if (c.featReg) {
       // "earlier styles" include the base model's own renderings (prompts without a style, and the empty prompt)
       this.featStyles = [null, ...this.parent.styles.map((s) => ({ token: s.token, embedding: s.embedding }))];
+      if (this.settings.featRegInputs === 'replay') await this.prepareReplay();
     }
     if ((c.weightReg || c.clora) && this.parent.styles.length > 0) this.prepareEarlierUpdates(c.weightReg, c.clora);
     if (c.clora && this.prevFactors.size > 0) {
@@ -483,6 +489,57 @@ class StyleLearningRun {
   }
 
   /** The featreg prompts of one step: `a {colour} {shape} in <s>` over earlier styles, or base prompts. */
+  /**
+   * `replay` inputs: the previous version draws featRegReplay images (as latents) of earlier styles' prompts, the
+   * way a user would sample them (DDIM, guidance 7.5), before any step of this task changes the model.
+   */
+  private async prepareReplay(): Promise<void> {
+    const m = this.models;
+    const n = this.settings.featRegReplay;
+    const prompts = this.featPrompts(n);
+    // the previous version: its adapter when the LoRA is continued, else none (a fresh LoRA is not the base)
+    applyLora(m.unet, this.prevLora);
+    const pipe = pipelineFromModels(m);
+    const latents: tf.Tensor[] = [];
+    try {
+      const chunk = 8;
+      for (let i = 0; i < n; i += chunk) {
+        const part = prompts.slice(i, i + chunk);
+        const { embeddings, negativeEmbeddings } = pipe.encodePrompt(part);
+        try {
+          const seeds = part.map((_, j) => deriveSeed('museum-replay', this.settings.seed, this.name, i + j));
+          latents.push(await pipe.denoise({ embeddings, negativeEmbeddings, seed: seeds, steps: this.settings.featRegReplaySteps, guidance: 7.5, sampler: 'ddim', signal: this.options.signal }));
+        } finally {
+          tf.dispose([embeddings, negativeEmbeddings]);
+        }
+      }
+      this.replay = {
+        latents: this.own(tf.concat(latents, 0) as tf.Tensor4D),
+        contexts: this.own(this.encode(prompts)),
+        empty: this.own(this.encode([''])),
+      };
+    } finally {
+      tf.dispose(latents);
+      applyLora(m.unet, this.lora);
+    }
+  }
+
+  /** The feature regularization's inputs of one step: latents, timesteps and contexts (see featRegInputs). */
+  private featInputs(nf: number, seed: number, [h, w, ch]: number[]): { x: tf.Tensor; t: tf.Tensor; ctx: tf.Tensor } {
+    const ts = Array.from({ length: nf }, () => this.rng.int(0, this.T - 1));
+    const r = this.replay;
+    if (!r) return { x: tf.randomNormal([nf, h, w, ch], 0, 1, 'float32', seed), t: tf.tensor1d(ts, 'int32'), ctx: this.encode(this.featPrompts(nf)) };
+    const pick = ts.map(() => this.rng.int(0, r.latents.shape[0] - 1));
+    // a replayed latent is judged under its own prompt or, as often, the empty prompt: guidance uses both branches
+    const uncond = ts.map(() => this.rng.bool(0.5));
+    return tf.tidy(() => {
+      const x0 = tf.gather(r.latents, pick);
+      const x = this.scheduler.addNoise(x0, tf.randomNormal([nf, h, w, ch], 0, 1, 'float32', seed), ts);
+      const rows = pick.map((p, i) => (uncond[i] ? tf.clone(r.empty) : tf.slice(r.contexts, [p], [1])));
+      return { x, t: tf.tensor1d(ts, 'int32'), ctx: tf.concat(rows, 0) };
+    });
+  }
+
   private featPrompts(n: number): string[] {
     return Array.from({ length: n }, () => {
       const s = this.rng.pick(this.featStyles);
@@ -554,13 +611,7 @@ class StyleLearningRun {
       try {
         // feature regularization inputs and the previous version's features (no gradient)
         if (c.featReg) {
-          const nf = s.featRegBatch;
-          feat = {
-            x: tf.randomNormal([nf, h, w, ch], 0, 1, 'float32', seed + 2),
-            t: tf.tensor1d(Array.from({ length: nf }, () => this.rng.int(0, this.T - 1)), 'int32'),
-            ctx: this.encode(this.featPrompts(nf)),
-            teacher: [],
-          };
+          feat = { ...this.featInputs(s.featRegBatch, seed + 2, [h, w, ch]), teacher: [] };
           applyLora(m.unet, this.prevLora);
           try {
             feat.teacher = this.unetFeatures(feat.x, feat.t, feat.ctx);
