@@ -9,6 +9,9 @@ function reply(m: WorkerReply): Promise<void> {
   return new Promise((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
 }
 
+// The coordinator gone (killed, crashed) closes the IPC channel: stop too, instead of training on as an orphan.
+process.once('disconnect', () => process.exit(1));
+
 process.once('message', (m: WorkerRequest) => {
   void (async () => {
     try {

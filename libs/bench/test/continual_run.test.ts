@@ -2,6 +2,7 @@
  * `runContinualBench` end to end on a tiny random pipeline and tiny random instruments: 2 styles, 2 steps,
  * one method in this process, then resumed from the work folder; a second method in a worker process.
  */
+import { fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -9,7 +10,8 @@ import { initBackend, tf } from '@museum/tensor';
 import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, Museum } from '@museum/museum';
 import { decodePng } from '@museum/world';
 import { WorldClassifier, defaultClassifierConfig, defaultGramNet, saveInstrument } from '@museum/instruments';
-import { continualGalleryPng, formatContinualTable, heldOutJobs, runContinualBench, type ContinualBenchOptions, type ContinualEvent } from '../src/continual';
+import { workerScript } from '@museum/training';
+import { continualGalleryPng, formatContinualTable, heldOutJobs, prepareWorkDir, resolveContinualConfig, runContinualBench, type ContinualBenchOptions, type ContinualEvent, type WorkerReply, type WorkerRequest } from '../src/continual';
 import { writeTinyInstruments, writeTinyPipeline } from './continual_tiny';
 
 let tmp: string;
@@ -142,3 +144,21 @@ test('a second method in a worker process (--workers 2) reuses the shared base m
   expect(ti.bytes_per_style).toBeLessThan(r.methods.museummaker.bytes_per_style);
   expect(fs.existsSync(path.join(r.config.work_dir, 'methods', 'textual-inversion', 'cells', 't2-pointillism.png'))).toBe(true);
 }, 90000);
+
+describe('continual worker lifecycle', () => {
+  it('a busy worker exits when its coordinator goes away (the IPC channel closes) instead of training on as an orphan', async () => {
+    const work = path.join(tmp, 'orphan');
+    const config = resolveContinualConfig({ ...opts, workDir: work, steps: 100000 });
+    prepareWorkDir(work, config, true);
+    const { file, execArgv } = workerScript(path.join(__dirname, '..', 'src', 'continual.ts'), 'continual_worker');
+    const child = fork(file, [], { execArgv, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const learning = new Promise<void>((resolve) => child.on('message', (m: WorkerReply) => m.type === 'event' && m.event.phase === 'learn' && resolve()));
+    child.send({ type: 'run', config, workDir: work, job: { kind: 'method', method: 'museummaker' } } satisfies WorkerRequest);
+    await learning; // mid-task: a 100000-step style would keep it busy for hours
+    child.disconnect();
+    const code = await Promise.race([exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 10000))]);
+    if (code === 'alive') child.kill('SIGKILL');
+    expect(code).toBe(1);
+  }, 60000);
+});
