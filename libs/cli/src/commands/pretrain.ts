@@ -93,7 +93,7 @@ export function registerPretrain(program: Command): void {
     .option('--stage <stage>', 'vae, decoder, diffusion or all (vae, then decoder when --decoder-steps > 0, then diffusion)', 'all')
     .option('--vae-steps <n>', 'VAE training steps', '1750')
     .option('--decoder-steps <n>', 'decoder fine-tuning steps on the frozen encoder (0: none)', '0')
-    .option('--diffusion-steps <n>', 'text encoder + UNet training steps', '4100')
+    .option('--diffusion-steps <n>', 'text encoder + UNet training steps', '5000')
     .option('--batch <n>', 'diffusion stage: global batch size (split over workers)', '32')
     .option('--vae-batch <n>', 'VAE stage: global batch size', '16')
     .option('--texture-share <x>', 'VAE stage: share of generic textures among training images (0: base renderings only)', '0.5')
