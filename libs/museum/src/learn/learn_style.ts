@@ -488,7 +488,6 @@ class StyleLearningRun {
     return warmupCosineLr(step, { peak, warmup: Math.min(this.settings.warmup, Math.floor(this.totalSteps / 4)), total: this.totalSteps, minRatio: 0.1 });
   }
 
-  /** The featreg prompts of one step: `a {colour} {shape} in <s>` over earlier styles, or base prompts. */
   /**
    * `replay` inputs: the previous version draws featRegReplay images (as latents) of earlier styles' prompts, the
    * way a user would sample them (DDIM, guidance 7.5), before any step of this task changes the model.
@@ -540,6 +539,7 @@ class StyleLearningRun {
     });
   }
 
+  /** The featreg prompts of one step: `a {colour} {shape} in <s>` over earlier styles, or base prompts. */
   private featPrompts(n: number): string[] {
     return Array.from({ length: n }, () => {
       const s = this.rng.pick(this.featStyles);
