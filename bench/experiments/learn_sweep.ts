@@ -4,7 +4,8 @@
  *   node -r ./scripts/ts-register.js bench/experiments/learn_sweep.ts VARIANT.json OUT.json
  *
  * VARIANT.json: { "method": "museummaker", "styles": ["stripes", "pointillism"], "learn": {LearnSettings},
- *                 "weights": {LossWeights}, "seeds": [1], "colours": 2, "base": 2 }
+ *                 "weights": {LossWeights}, "seeds": [1], "colours": 2, "base": 2,
+ *                 "from": { "museum": DIR, "version": N }, "judge": [earlier styles also judged after each task] }
  * Learns the styles in order into a fresh museum (in a temp folder) on the bundled Atelier model and after
  * each task judges every learned style on the benchmark's held-out grid (8 shapes × colours × seeds, DDIM 25,
  * guidance 7.5) with the shipped instruments: S, C, C on held-out shapes, Gram distance. With "base": N it also
@@ -28,6 +29,11 @@ async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
   const modelDir = path.join(root, 'models', 'atelier');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sweep-'));
+  if (v.from) {
+    // continue a museum at one of its versions (e.g. a benchmark's museum after task 3); later folders are dropped on open
+    fs.cpSync(path.resolve(v.from.museum), path.join(dir, 'museum'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'museum', 'HEAD'), `${String(v.from.version).padStart(6, '0')}\n`);
+  }
   const museum = Museum.openOrCreate(path.join(dir, 'museum'), { baseModelDir: modelDir });
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
   const models = modelsFromPipeline(pipe);
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
     const rt = new MuseumRuntime(models, { baseHash: museum.base.hash });
     const cells: unknown[] = [];
     try {
-      for (const s of styles.slice(0, t + 1)) {
+      for (const s of [...((v.judge ?? []) as BenchmarkStyle[]), ...styles.slice(0, t + 1)]) {
         const jobs = heldOutJobs(s, cfg);
         const images = await generate(rt, r.version, jobs);
         const cell = judge.cell(s, images, jobs);
