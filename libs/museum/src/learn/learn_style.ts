@@ -65,6 +65,10 @@ function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new MuseumError('CANCELLED', 'style learning cancelled; nothing was committed');
 }
 
+function checkOneOf(name: string, v: string, allowed: readonly string[]): void {
+  if (!allowed.includes(v)) throw new MuseumError('INVALID_ARGUMENT', `${name} ${v} is not supported (${allowed.join(', ')})`);
+}
+
 function checkNumber(name: string, v: number, lo: number, integer = false): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || (integer && !Number.isInteger(v))) {
     throw new MuseumError('INVALID_ARGUMENT', `${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${lo}, got ${v}`);
@@ -91,10 +95,10 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('featRegBatch', s.featRegBatch, 1, true);
   checkNumber('featRegReplay', s.featRegReplay, 1, true);
   checkNumber('featRegReplaySteps', s.featRegReplaySteps, 1, true);
-  if (!['noise', 'replay'].includes(s.featRegInputs)) throw new MuseumError('INVALID_ARGUMENT', `featRegInputs ${s.featRegInputs} is not supported (noise or replay)`);
+  checkOneOf('featRegInputs', s.featRegInputs, ['noise', 'replay']);
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
-  if (!['cosine', 'input-subspace'].includes(s.weightRegForm)) throw new MuseumError('INVALID_ARGUMENT', `weightRegForm ${s.weightRegForm} is not supported (cosine or input-subspace)`);
-  if (!['cross-attention', 'all-attention', 'self-attention'].includes(s.loraTargets)) throw new MuseumError('INVALID_ARGUMENT', `loraTargets ${s.loraTargets} is not supported`);
+  checkOneOf('weightRegForm', s.weightRegForm, ['cosine', 'input-subspace']);
+  checkOneOf('loraTargets', s.loraTargets, ['cross-attention', 'all-attention', 'self-attention']);
   if (typeof s.initWord !== 'string' || s.initWord.length === 0) throw new MuseumError('INVALID_ARGUMENT', 'initWord must be a word or "random"');
   // The shared LoRA's shape is the museum's: later styles must keep it.
   const fixed = parent.lora;
@@ -499,26 +503,27 @@ class StyleLearningRun {
     // the previous version: its adapter when the LoRA is continued, else none (a fresh LoRA is not the base)
     applyLora(m.unet, this.prevLora);
     const pipe = pipelineFromModels(m);
+    // the generation's own prompt encodings are the regularization's contexts (the negative is the empty prompt)
     const latents: tf.Tensor[] = [];
+    const contexts: tf.Tensor[] = [];
+    const empties: tf.Tensor[] = [];
     try {
       const chunk = 8;
       for (let i = 0; i < n; i += chunk) {
         const part = prompts.slice(i, i + chunk);
         const { embeddings, negativeEmbeddings } = pipe.encodePrompt(part);
-        try {
-          const seeds = part.map((_, j) => deriveSeed('museum-replay', this.settings.seed, this.name, i + j));
-          latents.push(await pipe.denoise({ embeddings, negativeEmbeddings, seed: seeds, steps: this.settings.featRegReplaySteps, guidance: 7.5, sampler: 'ddim', signal: this.options.signal }));
-        } finally {
-          tf.dispose([embeddings, negativeEmbeddings]);
-        }
+        contexts.push(embeddings);
+        empties.push(negativeEmbeddings);
+        const seeds = part.map((_, j) => deriveSeed('museum-replay', this.settings.seed, this.name, i + j));
+        latents.push(await pipe.denoise({ embeddings, negativeEmbeddings, seed: seeds, steps: this.settings.featRegReplaySteps, guidance: 7.5, sampler: 'ddim', signal: this.options.signal }));
       }
       this.replay = {
         latents: this.own(tf.concat(latents, 0) as tf.Tensor4D),
-        contexts: this.own(this.encode(prompts)),
-        empty: this.own(this.encode([''])),
+        contexts: this.own(tf.concat(contexts, 0) as tf.Tensor3D),
+        empty: this.own(tf.slice(empties[0], [0], [1]) as tf.Tensor3D),
       };
     } finally {
-      tf.dispose(latents);
+      tf.dispose([...latents, ...contexts, ...empties]);
       applyLora(m.unet, this.lora);
     }
   }
