@@ -17,7 +17,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
 import { StableDiffusionPipeline } from '@museum/models';
-import { Museum, MuseumRuntime, learnStyle, modelsFromPipeline, type MethodName } from '@museum/museum';
+import { HEAD_FILE, Museum, MuseumRuntime, learnStyle, modelsFromPipeline, versionName, type MethodName } from '@museum/museum';
 import { ContinualJudge, baseJobs, heldOutJobs, shapeShare, type PromptJob } from '@museum/bench';
 import { loadInstruments } from '@museum/instruments';
 import { encodePng, fewShotSet, heldOutShapes, type BenchmarkStyle } from '@museum/world';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   if (v.from) {
     // continue a museum at one of its versions (e.g. a benchmark's museum after task 3); later folders are dropped on open
     fs.cpSync(path.resolve(v.from.museum), path.join(dir, 'museum'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'museum', 'HEAD'), `${String(v.from.version).padStart(6, '0')}\n`);
+    fs.writeFileSync(path.join(dir, 'museum', HEAD_FILE), `${versionName(v.from.version)}\n`);
   }
   const museum = Museum.openOrCreate(path.join(dir, 'museum'), { baseModelDir: modelDir });
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
