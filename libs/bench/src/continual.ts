@@ -12,6 +12,9 @@
  *
  *   <work>/config.json                 the protocol (a rerun with another protocol is refused unless `fresh`)
  *   <work>/base.json                   base prompts judged on the base model (base_before)
+ *   <work>/methods/<m>/settings.json   the learning settings and loss weights the method reads (`settingsUsedBy`):
+ *                                      a rerun that changes them is refused unless the method is redone, one that
+ *                                      changes only others' (MuseumMaker's regularization for a baseline) resumes
  *   <work>/methods/<m>/museum/         the method's museum (one version per learned style)
  *   <work>/methods/<m>/rows.json       judged rows so far (row t = after task t + 1)
  *   <work>/methods/<m>/cells/*.png     the first image of every (task, style) cell (for the gallery)
@@ -40,7 +43,9 @@ import {
   type LearnSettings,
   type LossWeights,
   type MethodName,
+  type MethodSettings,
   type VersionManifest,
+  settingsUsedBy,
 } from '@museum/museum';
 import {
   BENCHMARK_STYLES,
@@ -87,8 +92,9 @@ export interface ContinualConfig {
   styles: BenchmarkStyle[];
   methods: MethodName[];
   /**
-   * learnStyle settings every method gets, fully resolved (library defaults + overrides): a change of the
-   * library's defaults is a change of protocol, so a work folder made under the old ones is not continued.
+   * learnStyle settings every method gets, fully resolved (library defaults + overrides). Each method is held to
+   * the part it reads (methods/<m>/settings.json): a change of the library's defaults that a method reads is a
+   * change of its protocol, so its results made under the old ones are not continued.
    */
   learn: LearnSettings;
   /** Loss-term weights every method gets (each method switches on only its own terms), fully resolved. */
@@ -153,6 +159,8 @@ export interface ContinualBenchOptions {
   workers?: number;
   /** Delete the work folder's earlier results instead of resuming. */
   fresh?: boolean;
+  /** Delete these methods' earlier results (e.g. after changing settings they read); the rest resume. */
+  redo?: MethodName[];
   onEvent?: (e: ContinualEvent) => void;
 }
 
@@ -232,12 +240,29 @@ export function resolveContinualConfig(o: ContinualBenchOptions): ContinualConfi
   return cfg;
 }
 
-/** The part of the config a resumed run must share with the checkpoints (methods may be added or dropped). */
-/** What must match for a rerun to continue a work folder: the methods may grow, and the model and
- * instruments are identified by their content hashes, not by where a checkout keeps them. */
-function protocolOf(c: ContinualConfig): Omit<ContinualConfig, 'methods' | 'model_dir' | 'instruments_dir'> {
-  const { methods: _m, model_dir: _d, instruments_dir: _i, ...rest } = c;
+/**
+ * What every method's results in a work folder share: the model and instruments (by content hash, not by where
+ * a checkout keeps them), styles, judging and sampling. Methods may be added or dropped, and the learning
+ * settings are held per method (`methodSettings`).
+ */
+function protocolOf(c: ContinualConfig): Omit<ContinualConfig, 'methods' | 'model_dir' | 'instruments_dir' | 'learn' | 'weights'> {
+  const { methods: _m, model_dir: _d, instruments_dir: _i, learn: _l, weights: _w, ...rest } = c;
   return rest;
+}
+
+/** The learning settings and loss weights `method` reads under `config` (what its results depend on). */
+export function methodSettings(config: Pick<ContinualConfig, 'learn' | 'weights'>, method: MethodName): MethodSettings {
+  return settingsUsedBy(method, config.learn, config.weights);
+}
+
+/** `learn.lr`-style names of the settings on which two MethodSettings differ. */
+function settingsDiff(a: MethodSettings, b: MethodSettings): string[] {
+  const out: string[] = [];
+  for (const part of ['learn', 'weights'] as const) {
+    const keys = new Set([...Object.keys(a[part]), ...Object.keys(b[part])]);
+    for (const k of keys) if (JSON.stringify((a[part] as Record<string, unknown>)[k]) !== JSON.stringify((b[part] as Record<string, unknown>)[k])) out.push(`${part}.${k}`);
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------ prompts
@@ -417,11 +442,16 @@ export function cellImageFile(workDir: string, method: string, task: number, sty
   return path.join(methodWorkDir(workDir, method), 'cells', `t${task}-${style}.png`);
 }
 
+function methodSettingsFile(workDir: string, method: string): string {
+  return path.join(methodWorkDir(workDir, method), 'settings.json');
+}
+
 /**
  * Make `workDir` hold this protocol: a new folder gets config.json; a folder of the same protocol is resumed;
- * another protocol is refused (or wiped when `fresh`).
+ * another protocol is refused (or wiped when `fresh`). Each method's earlier results are resumed only if they
+ * were learned with the settings it reads now; otherwise refused, or discarded when the method is in `redo`.
  */
-export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh = false): void {
+export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh = false, redo: readonly MethodName[] = []): void {
   const file = path.join(workDir, 'config.json');
   if (fresh && fs.existsSync(workDir)) {
     for (const e of ['config.json', 'base.json', 'methods']) fs.rmSync(path.join(workDir, e), { recursive: true, force: true });
@@ -431,7 +461,26 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
     const diff = Object.keys(protocolOf(config)).filter((k) => JSON.stringify((stored as never)[k]) !== JSON.stringify((config as never)[k]));
     throw new Error(`${workDir} holds a run of another protocol (differs in: ${diff.join(', ')}); use another --work-dir or --fresh`);
   }
+  for (const m of redo) fs.rmSync(methodWorkDir(workDir, m), { recursive: true, force: true });
+  // folders written before settings were held per method: their settings are the stored config's
+  const methodsDir = path.join(workDir, 'methods');
+  if (stored?.learn && stored.weights && fs.existsSync(methodsDir)) {
+    for (const m of fs.readdirSync(methodsDir)) {
+      if (isMethodName(m) && !fs.existsSync(methodSettingsFile(workDir, m))) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(stored, m));
+    }
+  }
+  const conflicts: string[] = [];
+  for (const m of config.methods) {
+    const before = readJson<MethodSettings>(methodSettingsFile(workDir, m));
+    const diff = before ? settingsDiff(before, methodSettings(config, m)) : [];
+    if (diff.length) conflicts.push(`${m} (differs in: ${diff.join(', ')})`);
+  }
+  if (conflicts.length) {
+    const names = conflicts.map((c) => c.split(' ')[0]).join(',');
+    throw new Error(`${workDir} holds results learned with other settings: ${conflicts.join('; ')}; use --redo ${names}, another --work-dir or --fresh`);
+  }
   writeJsonAtomic(file, config);
+  for (const m of config.methods) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(config, m));
 }
 
 // ------------------------------------------------------------------------------------------------ jobs
@@ -666,6 +715,8 @@ async function runJobs(jobs: ContinualJob[], workers: number, run: (j: Continual
 
 /** What BENCHMARK.md asks per method, plus the extras that explain it. */
 export interface MethodReport {
+  /** The learning settings and loss weights this method read (methods/<m>/settings.json). */
+  settings: MethodSettings;
   A: number;
   F: number | null;
   P: number;
@@ -696,7 +747,7 @@ export interface MethodReport {
   styles: BenchmarkStyle[];
 }
 
-export function summarizeMethod(run: MethodRun, baseBefore: BaseEval): MethodReport {
+export function summarizeMethod(run: MethodRun, baseBefore: BaseEval, settings: MethodSettings): MethodReport {
   const T = run.styles.length;
   if (run.rows.length !== T) throw new Error(`${run.method}: ${run.rows.length} judged rows for ${T} styles`);
   const S = run.rows.map((r) => r.cells.map((c) => c.S));
@@ -706,6 +757,7 @@ export function summarizeMethod(run: MethodRun, baseBefore: BaseEval): MethodRep
   const scores = continualScores(S, C, final.map((c) => c.shapes), run.styles.map((s) => heldOutShapes(s)));
   const gramFinal = final.map((c) => c.gram);
   return {
+    settings,
     A: scores.A,
     F: scores.F,
     P: scores.P,
@@ -752,7 +804,7 @@ export async function runContinualBench(o: ContinualBenchOptions): Promise<Conti
   const t0 = Date.now();
   const config = resolveContinualConfig(o);
   const workDir = path.resolve(o.workDir);
-  prepareWorkDir(workDir, config, o.fresh);
+  prepareWorkDir(workDir, config, o.fresh, o.redo);
   const workers = o.workers ?? 1;
   checkPositiveInt('workers', workers);
   const jobs: ContinualJob[] = [{ kind: 'base' }, ...config.methods.map((method) => ({ kind: 'method' as const, method }))];
@@ -766,7 +818,9 @@ export async function runContinualBench(o: ContinualBenchOptions): Promise<Conti
   }
   const baseBefore = readJson<BaseEval>(path.join(workDir, 'base.json'))!;
   const methods: Record<string, MethodReport> = {};
-  for (const m of config.methods) methods[m] = summarizeMethod(readJson<MethodRun>(path.join(methodWorkDir(workDir, m), 'result.json'))!, baseBefore);
+  for (const m of config.methods) {
+    methods[m] = summarizeMethod(readJson<MethodRun>(path.join(methodWorkDir(workDir, m), 'result.json'))!, baseBefore, readJson<MethodSettings>(methodSettingsFile(workDir, m))!);
+  }
   return {
     methods,
     instruments: { style_acc: instrumentHeldOutAccuracy(config.instruments_dir, 'style'), shape_acc: instrumentHeldOutAccuracy(config.instruments_dir, 'shape') },

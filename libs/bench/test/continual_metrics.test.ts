@@ -91,7 +91,9 @@ describe('continual metrics', () => {
       eval_seconds: 2,
     };
     const before: BaseEval = { shape_acc: 0.9, colour_acc: 0.95, shapes: {}, images: 8 };
-    const rep = summarizeMethod(run, before);
+    const settings = { learn: { steps: 2 }, weights: { diffusion: 1 } };
+    const rep = summarizeMethod(run, before, settings);
+    expect(rep.settings).toEqual(settings);
     expect(rep.S).toEqual([[1], [0.5, 0.75]]);
     expect(rep.C).toEqual([[0.75], [0.5, 1]]);
     expect(rep.A).toBeCloseTo(0.625, 12);
@@ -107,6 +109,6 @@ describe('continual metrics', () => {
     expect(rep.gram_mean).toBeCloseTo(0.35, 12);
     // heart is held out for both styles: 2/4 and 4/4
     expect(rep.content_heldout).toBeCloseTo(0.75, 12);
-    expect(() => summarizeMethod({ ...run, rows: run.rows.slice(0, 1) }, before)).toThrow(/1 judged rows for 2 styles/);
+    expect(() => summarizeMethod({ ...run, rows: run.rows.slice(0, 1) }, before, settings)).toThrow(/1 judged rows for 2 styles/);
   });
 });

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
-import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, Museum } from '@museum/museum';
+import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, Museum, settingsUsedBy, type MethodName } from '@museum/museum';
 import { decodePng } from '@museum/world';
 import { WorldClassifier, defaultClassifierConfig, defaultGramNet, saveInstrument } from '@museum/instruments';
 import { workerScript } from '@museum/training';
@@ -124,16 +124,52 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   expect(museum.latestVersion()).toBe(2);
 
   // another protocol in the same folder is refused, not mixed in
-  await expect(runContinualBench({ ...opts, steps: 3 })).rejects.toThrow(/another protocol \(differs in: learn\)/);
-  await expect(runContinualBench({ ...opts, weights: { sdl: 2 } })).rejects.toThrow(/another protocol \(differs in: weights\)/);
-  // the stored protocol holds every setting resolved, so a change of the library's defaults is a change of protocol too
-  const stored = JSON.parse(fs.readFileSync(path.join(r.config.work_dir, 'config.json'), 'utf8'));
-  expect(Object.keys(stored.learn).sort()).toEqual(Object.keys(DEFAULT_LEARN_SETTINGS).sort());
-  expect(stored.weights).toEqual(DEFAULT_LOSS_WEIGHTS);
-  fs.writeFileSync(path.join(r.config.work_dir, 'config.json'), JSON.stringify({ ...stored, learn: { ...stored.learn, lr: stored.learn.lr / 2 } }));
-  await expect(runContinualBench(opts)).rejects.toThrow(/differs in: learn/);
-  fs.writeFileSync(path.join(r.config.work_dir, 'config.json'), JSON.stringify(stored));
+  await expect(runContinualBench({ ...opts, guidance: 3 })).rejects.toThrow(/another protocol \(differs in: guidance\)/);
+  await expect(runContinualBench({ ...opts, steps: 3 })).rejects.toThrow(/other settings: museummaker \(differs in: learn\.steps\); use --redo museummaker/);
+  await expect(runContinualBench({ ...opts, weights: { sdl: 2 } })).rejects.toThrow(/museummaker \(differs in: weights\.sdl\)/);
+  // the stored settings are every setting the method reads, resolved, so a change of the library's defaults is a change too
+  const settingsFile = path.join(mdir, 'settings.json');
+  const stored = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+  expect(stored).toEqual(settingsUsedBy('museummaker', { ...DEFAULT_LEARN_SETTINGS, ...opts.learn, steps: 2 }, DEFAULT_LOSS_WEIGHTS));
+  expect(r.methods.museummaker.settings).toEqual(stored);
+  fs.writeFileSync(settingsFile, JSON.stringify({ ...stored, learn: { ...stored.learn, lr: stored.learn.lr / 2 } }));
+  await expect(runContinualBench(opts)).rejects.toThrow(/differs in: learn\.lr/);
+  fs.writeFileSync(settingsFile, JSON.stringify(stored));
+  // a weight museummaker does not read (C-LoRA's) leaves its results valid
+  const other: ContinualEvent[] = [];
+  const r4 = await runContinualBench({ ...opts, weights: { clora: 7 }, onEvent: (e) => other.push(e) });
+  expect(other.map((e) => e.phase)).toEqual(['cached', 'cached']);
+  expect(r4.methods.museummaker.S).toEqual(m.S);
 });
+
+test('settings are held per method: a baseline resumes when only MuseumMaker’s settings change; --redo relearns one method', async () => {
+  const o = { ...opts, workDir: path.join(tmp, 'per-method'), methods: ['finetune'] as MethodName[] };
+  const first = await runContinualBench(o);
+  const ft = first.methods.finetune;
+  expect(ft.settings.weights).toEqual({ diffusion: 1 });
+  // MuseumMaker's regularization is not read by finetune: its results resume
+  const events: ContinualEvent[] = [];
+  const tuned = { ...o, learn: { ...o.learn, weightRegForm: 'input-subspace' as const, featRegInputs: 'replay' as const }, weights: { weightReg: 5, featReg: 3 } };
+  const again = await runContinualBench({ ...tuned, onEvent: (e) => events.push(e) });
+  expect(events.map((e) => e.phase)).toEqual(['cached', 'cached']);
+  expect(again.methods.finetune.S).toEqual(ft.S);
+  // the LoRA learning rate is: refused, then relearned with --redo (the base measurement is kept)
+  const faster = { ...o, learn: { ...o.learn, lr: 2e-3 } };
+  await expect(runContinualBench(faster)).rejects.toThrow(/finetune \(differs in: learn\.lr\); use --redo finetune/);
+  const redone: ContinualEvent[] = [];
+  const r = await runContinualBench({ ...faster, redo: ['finetune'], onEvent: (e) => redone.push(e) });
+  expect(redone.filter((e) => e.job === 'base').map((e) => e.phase)).toEqual(['cached']);
+  expect(redone.some((e) => e.job === 'finetune' && e.phase === 'learn')).toBe(true);
+  expect(r.methods.finetune.settings.learn.lr).toBe(2e-3);
+  // a folder from before settings were held per method: the stored config's settings are the method's
+  const dir = path.join(o.workDir, 'methods', 'finetune');
+  fs.rmSync(path.join(dir, 'settings.json'));
+  await expect(runContinualBench(o)).rejects.toThrow(/finetune \(differs in: learn\.lr\)/);
+  fs.rmSync(path.join(dir, 'settings.json'));
+  const legacy: ContinualEvent[] = [];
+  await runContinualBench({ ...faster, onEvent: (e) => legacy.push(e) });
+  expect(legacy.map((e) => e.phase)).toEqual(['cached', 'cached']);
+}, 90000);
 
 test('a second method in a worker process (--workers 2) reuses the shared base measurement', async () => {
   const r = await runContinualBench({ ...opts, methods: ['museummaker', 'textual-inversion'], workers: 2 });

@@ -1,7 +1,23 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
-import { LearnProgress, METHOD_NAMES, METHODS, MethodName, Museum, MuseumError, StyleModels, baseRefFromModules, learnStyle, resolveComponents } from '../src';
+import {
+  DEFAULT_LEARN_SETTINGS,
+  DEFAULT_LOSS_WEIGHTS,
+  LearnProgress,
+  LearnSettings,
+  LossWeights,
+  METHOD_NAMES,
+  METHODS,
+  MethodName,
+  Museum,
+  MuseumError,
+  StyleModels,
+  baseRefFromModules,
+  learnStyle,
+  resolveComponents,
+  settingsUsedBy,
+} from '../src';
 import { QUICK, randomImages, tinyModels, tmpDir } from './tiny';
 
 let root: string;
@@ -134,5 +150,84 @@ describe('continual methods through one training loop', () => {
     expect(Array.from(v2.tokens.get('<one>')!.dataSync())).not.toEqual(Array.from(v1.tokens.get('<one>')!.dataSync()));
     v1.dispose();
     v2.dispose();
+  });
+});
+
+describe('settingsUsedBy: the settings a method reads', () => {
+  /** Another valid value of every learning setting and loss weight. */
+  function otherValue(key: string, v: unknown): unknown {
+    const choices: Record<string, unknown[]> = {
+      weightRegForm: ['cosine', 'input-subspace'],
+      featRegInputs: ['noise', 'replay'],
+      loraTargets: ['all-attention', 'cross-attention'],
+      initWord: ['style', 'random'],
+    };
+    if (choices[key]) return choices[key].find((c) => c !== v);
+    if (typeof v === 'boolean') return !v;
+    if (typeof v === 'number') return Number.isInteger(v) ? v + 1 : v * 2 + 0.25;
+    throw new Error(`no other value for ${key}`);
+  }
+  const baseSettings = { ...DEFAULT_LEARN_SETTINGS, ...QUICK, steps: 2 };
+  /** Every setting and weight `method` does not read, changed. */
+  function changeUnused(method: MethodName) {
+    const used = settingsUsedBy(method, baseSettings, DEFAULT_LOSS_WEIGHTS);
+    const learn = Object.fromEntries(Object.entries(baseSettings).map(([k, v]) => [k, k in used.learn ? v : otherValue(k, v)]));
+    const weights = Object.fromEntries(Object.entries(DEFAULT_LOSS_WEIGHTS).map(([k, v]) => [k, k in used.weights ? v : otherValue(k, v)]));
+    return { learn: learn as unknown as LearnSettings, weights: weights as unknown as LossWeights };
+  }
+  /** The bytes of every tensor file version 2 holds (shared LoRA, tokens, adapters, per-method state). */
+  function tensorFiles(museum: Museum): Record<string, string> {
+    const dir = path.join(museum.dir, 'versions');
+    const out: Record<string, string> = {};
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith('.safetensors')) out[path.relative(dir, p)] = fs.readFileSync(p).toString('base64');
+      }
+    };
+    walk(dir);
+    return out;
+  }
+  async function learnTwo(dir: string, method: MethodName, learn: LearnSettings, weights: LossWeights): Promise<Record<string, string>> {
+    const museum = Museum.create(path.join(root, dir), { base: baseRefFromModules({ unet: models.unet, vae: models.vae, text_encoder: models.textEncoder }) });
+    for (const [i, name] of ['one', 'two'].entries()) {
+      const imgs = randomImages(2, 60 + i);
+      await learnStyle(museum, name, imgs, { ...learn, weights, models, method });
+      tf.dispose(imgs);
+    }
+    return tensorFiles(museum);
+  }
+
+  it('classifies every setting: each is read by some method', () => {
+    const learnKeys = new Set<string>();
+    const weightKeys = new Set<string>();
+    for (const m of METHOD_NAMES) {
+      const u = settingsUsedBy(m, baseSettings, DEFAULT_LOSS_WEIGHTS);
+      Object.keys(u.learn).forEach((k) => learnKeys.add(k));
+      Object.keys(u.weights).forEach((k) => weightKeys.add(k));
+    }
+    expect([...learnKeys].sort()).toEqual(Object.keys(DEFAULT_LEARN_SETTINGS).sort());
+    expect([...weightKeys].sort()).toEqual(Object.keys(DEFAULT_LOSS_WEIGHTS).sort());
+    // the baselines do not read MuseumMaker's regularization; MuseumMaker does
+    expect(settingsUsedBy('finetune', baseSettings, DEFAULT_LOSS_WEIGHTS).weights).toEqual({ diffusion: 1 });
+    expect(settingsUsedBy('museummaker', baseSettings, DEFAULT_LOSS_WEIGHTS).learn).toHaveProperty('weightRegForm');
+    expect(settingsUsedBy('textual-inversion', baseSettings, DEFAULT_LOSS_WEIGHTS).learn).not.toHaveProperty('lr');
+  });
+
+  // changing only what a method does not read must leave what it learns bit-identical
+  it.each(['finetune', 'textual-inversion', 'ewc', 'museummaker-featreg'] as MethodName[])('%s learns the same tensors whatever the settings it does not read', async (method) => {
+    const a = await learnTwo(`${method}-a`, method, baseSettings, { ...DEFAULT_LOSS_WEIGHTS });
+    const changed = changeUnused(method);
+    const b = await learnTwo(`${method}-b`, method, changed.learn, changed.weights);
+    expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+    expect(Object.keys(a).length).toBeGreaterThan(0);
+    for (const k of Object.keys(a)) expect(b[k] === a[k] ? k : `${k} differs`).toBe(k);
+  });
+
+  it('and a setting it reads does change them (the comparison can fail)', async () => {
+    const a = await learnTwo('mm-a', 'museummaker', baseSettings, { ...DEFAULT_LOSS_WEIGHTS });
+    const b = await learnTwo('mm-b', 'museummaker', { ...baseSettings, weightRegForm: 'input-subspace' }, { ...DEFAULT_LOSS_WEIGHTS, weightReg: 5 });
+    expect(Object.keys(a).some((k) => a[k] !== b[k])).toBe(true);
   });
 });

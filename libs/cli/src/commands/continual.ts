@@ -35,6 +35,7 @@ interface ContinualOpts {
   workers: string;
   workDir?: string;
   fresh?: boolean;
+  redo?: string;
   json?: string;
   gallery?: string;
   galleryMethods?: string;
@@ -53,6 +54,8 @@ const int = intFlag;
 export function continualOptions(o: ContinualOpts, env: NodeJS.ProcessEnv = process.env): ContinualBenchOptions {
   const methods = list(o.methods);
   for (const m of methods ?? []) if (!isMethodName(m)) throw new InvalidArgumentError(`unknown method '${m}'; --methods takes a comma-separated list of ${METHOD_NAMES.join(', ')}`);
+  const redo = list(o.redo);
+  for (const m of redo ?? []) if (!isMethodName(m)) throw new InvalidArgumentError(`unknown method '${m}'; --redo takes a comma-separated list of ${METHOD_NAMES.join(', ')}`);
   const styles = list(o.styles);
   for (const s of styles ?? []) if (!isBenchmarkStyle(s)) throw new InvalidArgumentError(`unknown style '${s}'; --styles takes a comma-separated list of ${BENCHMARK_STYLES.join(', ')}`);
   if (o.sampler !== undefined && !SAMPLERS.includes(o.sampler)) throw new InvalidArgumentError(`--sampler must be one of ${SAMPLERS.join(', ')}`);
@@ -77,6 +80,7 @@ export function continualOptions(o: ContinualOpts, env: NodeJS.ProcessEnv = proc
     batch: int('--batch', o.batch),
     workers: int('--workers', o.workers),
     fresh: o.fresh,
+    redo: redo as MethodName[] | undefined,
   };
 }
 
@@ -146,6 +150,7 @@ export function registerContinual(bench: Command): void {
     .option('--workers <n>', 'jobs in parallel, each in its own process (one core each)', '1')
     .option('--work-dir <dir>', 'checkpoints; a rerun resumes from them (default: <repo>/.cache/continual/<quick|full>)')
     .option('--fresh', 'discard the work folder’s earlier results')
+    .option('--redo <list>', 'discard these methods’ earlier results (e.g. after changing settings they read); the others resume')
     .option('--json <file>', 'write the JSON report here')
     .option('--gallery <file>', 'write the gallery PNG: per method, one row per style, one column per task')
     .option('--gallery-methods <list>', 'methods drawn in the gallery (default: all measured)')

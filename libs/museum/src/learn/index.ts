@@ -1,5 +1,6 @@
 export * from './methods';
 export * from './options';
+export * from './method_settings';
 export * from './images';
 export * from './losses';
 export * from './lora_math';
