@@ -137,16 +137,18 @@ describe('learnStyle (tiny models)', () => {
     v2.dispose();
   });
 
-  it('trains with the input-subspace weight regularization: finite from a zero update, active once the LoRA moves', async () => {
+  it('trains with the input-subspace weight regularization (the default): finite from a zero update, active once the LoRA moves; and with the plain cosine', async () => {
     const museum = newMuseum('subspace');
-    await learnStyle(museum, 'alpha', randomImages(4, 1), { ...QUICK, models, weightRegForm: 'input-subspace' });
+    await learnStyle(museum, 'alpha', randomImages(4, 1), { ...QUICK, models });
     const second: LearnProgress[] = [];
-    const r = await learnStyle(museum, 'beta', randomImages(4, 2), { ...QUICK, models, weightRegForm: 'input-subspace', onProgress: (p) => p.phase === 'train' && second.push(p) });
+    const r = await learnStyle(museum, 'beta', randomImages(4, 2), { ...QUICK, models, onProgress: (p) => p.phase === 'train' && second.push(p) });
     // step 1 starts at ΔW_t = 0 exactly, where a bare ‖G_t‖ = √tr(G_t²) would give 0·∞ = NaN gradients
     expect(second[0].losses.weightReg).toBeLessThan(1e-6);
     expect(second.every((p) => Number.isFinite(p.losses.total!))).toBe(true);
     expect(second[second.length - 1].losses.weightReg).toBeGreaterThan(0);
     expect(r.style.settings).toMatchObject({ weightRegForm: 'input-subspace' });
+    const cosine = await learnStyle(museum, 'delta', randomImages(2, 4), { ...QUICK, models, weightRegForm: 'cosine' });
+    expect(cosine.style.settings).toMatchObject({ weightRegForm: 'cosine' });
     const v2 = museum.loadVersion(2);
     for (const t of v2.lora!.tensors.values()) expect(Array.from(t.dataSync()).every(Number.isFinite)).toBe(true);
     v2.dispose();

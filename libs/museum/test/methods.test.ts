@@ -227,7 +227,7 @@ describe('settingsUsedBy: the settings a method reads', () => {
 
   it('and a setting it reads does change them (the comparison can fail)', async () => {
     const a = await learnTwo('mm-a', 'museummaker', baseSettings, { ...DEFAULT_LOSS_WEIGHTS });
-    const b = await learnTwo('mm-b', 'museummaker', { ...baseSettings, weightRegForm: 'input-subspace' }, { ...DEFAULT_LOSS_WEIGHTS, weightReg: 5 });
+    const b = await learnTwo('mm-b', 'museummaker', { ...baseSettings, weightRegForm: 'cosine' }, { ...DEFAULT_LOSS_WEIGHTS, weightReg: 0.5 });
     expect(Object.keys(a).some((k) => a[k] !== b[k])).toBe(true);
   });
 });

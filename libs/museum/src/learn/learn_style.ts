@@ -7,7 +7,7 @@
  *            adapter as feature teacher, EWC's Fisher); the SDL target z̄ from the images' own latents.
  *   train    per step: ε-prediction loss on noised latents of a batch of the style's images, plus the method's
  *            terms: SDL on x̂0 (from the same prediction), feature regularization on earlier styles' prompts
- *            over N(0, I) or replayed latents (featRegInputs) against the previous version, weight regularization (cos² of LoRA updates),
+ *            over N(0, I) or replayed latents (featRegInputs) against the previous version, weight regularization (LoRA updates kept apart),
  *            C-LoRA / EWC penalties. Only the new token's row and the LoRA get gradients; the base model's
  *            weights are never in the optimiser's list.
  *   commit   version k+1 = shared LoRA + token table + metadata (+ per-method state), atomically.

@@ -16,12 +16,13 @@ export interface LossWeights {
 /**
  * Default weights. The diffusion loss is the reference (1). The SDL is a KL per feature group of O(0.01–0.1)
  * once the set's statistics are matched; 0.5 makes it a steady pull without dominating. The weight
- * regularization is Σ_s cos² (0 … number of earlier styles); 0.5 keeps orthogonality a preference, not a
- * constraint the diffusion loss cannot move. The feature regularization is a relative MSE (≈ 0 at the start of
- * a task); 1 holds earlier styles' features while leaving room. C-LoRA and EWC use normalised masks/Fishers
- * (mean 1), so λ = 1 gives penalties on the scale of ‖ΔW_t‖². Tuned values belong to the benchmark.
+ * regularization (input-subspace form) is Σ_s of a cosine in [0, 1], ~0.01 a few dozen steps into a task and
+ * ~3e-4 at its end; 5 makes keeping off earlier styles' input directions a real constraint (at 0.5 with the
+ * plain cosine, F was 0.24; with this form at 5, 0.02: bench/results/continual-isub.md). The feature
+ * regularization is a relative MSE (≈ 0 at the start of a task); 1 holds earlier styles' features while leaving
+ * room. C-LoRA and EWC use normalised masks/Fishers (mean 1), so λ = 1 gives penalties on the scale of ‖ΔW_t‖².
  */
-export const DEFAULT_LOSS_WEIGHTS: Readonly<LossWeights> = Object.freeze({ diffusion: 1, sdl: 0.5, weightReg: 0.5, featReg: 1, clora: 1, ewc: 1 });
+export const DEFAULT_LOSS_WEIGHTS: Readonly<LossWeights> = Object.freeze({ diffusion: 1, sdl: 0.5, weightReg: 5, featReg: 1, clora: 1, ewc: 1 });
 
 export interface LearnSettings {
   /** Optimiser steps (default 400). */
@@ -61,10 +62,11 @@ export interface LearnSettings {
   /** Decoder up blocks the SDL features go through after the mid block (default 1). */
   sdlUpBlocks: number;
   /**
-   * What the weight regularization compares (default `cosine`): `cosine` = cos² between this style's LoRA update
-   * and each earlier one as [in, out] matrices (nearly 0 for any two low-rank updates: 1.7e-6 at the end of a
-   * second task, bench/results/weightreg-ab.md); `input-subspace` = the cosine of their Grams over input dimensions (the directions each
-   * update reads, as O-LoRA keeps tasks' down-projections apart). See `inputSubspaceRegularization`.
+   * What the weight regularization compares (default `input-subspace`): `input-subspace` = the cosine of the
+   * updates' Grams over input dimensions (the directions each update reads, as O-LoRA keeps tasks'
+   * down-projections apart; see `inputSubspaceRegularization`); `cosine` = cos² between this style's LoRA update
+   * and each earlier one as [in, out] matrices, nearly 0 for any two low-rank updates (1.7e-6 at the end of a
+   * second task, bench/results/weightreg-ab.md), so it constrained nothing and F was 0.24 on the benchmark.
    */
   weightRegForm: 'cosine' | 'input-subspace';
   /** Latents (earlier styles' prompts) per step for the feature regularization (default 2). */
@@ -102,7 +104,7 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   initWord: 'style',
   sdlTemperature: 1,
   sdlUpBlocks: 1,
-  weightRegForm: 'cosine',
+  weightRegForm: 'input-subspace',
   featRegBatch: 2,
   featRegInputs: 'noise',
   featRegReplay: 16,
