@@ -251,18 +251,16 @@ function protocolOf(c: ContinualConfig): Omit<ContinualConfig, 'methods' | 'mode
 }
 
 /** The learning settings and loss weights `method` reads under `config` (what its results depend on). */
-export function methodSettings(config: Pick<ContinualConfig, 'learn' | 'weights'>, method: MethodName): MethodSettings {
+function methodSettings(config: Pick<ContinualConfig, 'learn' | 'weights'>, method: MethodName): MethodSettings {
   return settingsUsedBy(method, config.learn, config.weights);
 }
 
-/** `learn.lr`-style names of the settings on which two MethodSettings differ. */
-function settingsDiff(a: MethodSettings, b: MethodSettings): string[] {
-  const out: string[] = [];
-  for (const part of ['learn', 'weights'] as const) {
-    const keys = new Set([...Object.keys(a[part]), ...Object.keys(b[part])]);
-    for (const k of keys) if (JSON.stringify((a[part] as Record<string, unknown>)[k]) !== JSON.stringify((b[part] as Record<string, unknown>)[k])) out.push(`${part}.${k}`);
-  }
-  return out;
+/** Keys (of either object) whose values differ, each prefixed (`learn.lr`). */
+function differingKeys(a: object, b: object, prefix = ''): string[] {
+  const av = a as Record<string, unknown>;
+  const bv = b as Record<string, unknown>;
+  const keys = new Set([...Object.keys(av), ...Object.keys(bv)]);
+  return [...keys].filter((k) => JSON.stringify(av[k]) !== JSON.stringify(bv[k])).map((k) => prefix + k);
 }
 
 // ------------------------------------------------------------------------------------------------ prompts
@@ -458,7 +456,7 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
   }
   const stored = readJson<ContinualConfig>(file);
   if (stored && JSON.stringify(protocolOf(stored)) !== JSON.stringify(protocolOf(config))) {
-    const diff = Object.keys(protocolOf(config)).filter((k) => JSON.stringify((stored as never)[k]) !== JSON.stringify((config as never)[k]));
+    const diff = differingKeys(protocolOf(stored), protocolOf(config));
     throw new Error(`${workDir} holds a run of another protocol (differs in: ${diff.join(', ')}); use another --work-dir or --fresh`);
   }
   for (const m of redo) fs.rmSync(methodWorkDir(workDir, m), { recursive: true, force: true });
@@ -469,15 +467,16 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
       if (isMethodName(m) && !fs.existsSync(methodSettingsFile(workDir, m))) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(stored, m));
     }
   }
-  const conflicts: string[] = [];
+  const conflicts: Array<{ method: MethodName; diff: string[] }> = [];
   for (const m of config.methods) {
     const before = readJson<MethodSettings>(methodSettingsFile(workDir, m));
-    const diff = before ? settingsDiff(before, methodSettings(config, m)) : [];
-    if (diff.length) conflicts.push(`${m} (differs in: ${diff.join(', ')})`);
+    const now = methodSettings(config, m);
+    const diff = before ? [...differingKeys(before.learn, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.')] : [];
+    if (diff.length) conflicts.push({ method: m, diff });
   }
   if (conflicts.length) {
-    const names = conflicts.map((c) => c.split(' ')[0]).join(',');
-    throw new Error(`${workDir} holds results learned with other settings: ${conflicts.join('; ')}; use --redo ${names}, another --work-dir or --fresh`);
+    const what = conflicts.map((c) => `${c.method} (differs in: ${c.diff.join(', ')})`).join('; ');
+    throw new Error(`${workDir} holds results learned with other settings: ${what}; use --redo ${conflicts.map((c) => c.method).join(',')}, another --work-dir or --fresh`);
   }
   writeJsonAtomic(file, config);
   for (const m of config.methods) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(config, m));
@@ -819,7 +818,8 @@ export async function runContinualBench(o: ContinualBenchOptions): Promise<Conti
   const baseBefore = readJson<BaseEval>(path.join(workDir, 'base.json'))!;
   const methods: Record<string, MethodReport> = {};
   for (const m of config.methods) {
-    methods[m] = summarizeMethod(readJson<MethodRun>(path.join(methodWorkDir(workDir, m), 'result.json'))!, baseBefore, readJson<MethodSettings>(methodSettingsFile(workDir, m))!);
+    // prepareWorkDir held every method's stored settings to these
+    methods[m] = summarizeMethod(readJson<MethodRun>(path.join(methodWorkDir(workDir, m), 'result.json'))!, baseBefore, methodSettings(config, m));
   }
   return {
     methods,
