@@ -2,13 +2,16 @@ import { initBackend, tf } from '@museum/tensor';
 import {
   cloraPenalty,
   ewcPenalty,
+  disposeEarlierUpdateGroup,
   disposeEarlierUpdates,
   featureRegularization,
+  groupEarlierUpdates,
   inputSubspaceRegularization,
   lowRankDifference,
   lowRankInner,
   predictCleanLatent,
   stackEarlierUpdates,
+  stackedInputSubspaceRegularization,
   styleDistillationLoss,
   weightRegularization,
   type LowRank,
@@ -137,6 +140,46 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     expect(val(inputSubspaceRegularization(new Map([['a', zero]]), new Map([['a', two]])))).toBe(0);
     disposeEarlierUpdates(two);
     tf.dispose([gt, cur.P, cur.Q, zero.P, zero.Q, ...ups.flatMap((u) => [u.P, u.Q])]);
+  });
+
+  it('stacked by layer shape, has the value and the gradient of the per-layer dense definition', () => {
+    const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
+    // four layers of two shapes; each has two earlier updates of ranks 2 and 4, the current update rank 3
+    const shapes: Record<string, [number, number]> = { a: [7, 5], b: [6, 5], c: [7, 5], d: [6, 5] };
+    const layers = Object.entries(shapes).map(([key, [inDim, outDim]], i) => ({
+      key,
+      ups: [{ P: rnd([inDim, 2], 10 * i + 1), Q: rnd([2, outDim], 10 * i + 2) }, { P: rnd([inDim, 4], 10 * i + 3), Q: rnd([4, outDim], 10 * i + 4) }],
+      P: rnd([inDim, 3], 10 * i + 5),
+      Q: rnd([3, outDim], 10 * i + 6),
+    }));
+    const earlier = new Map(layers.map((l) => [l.key, stackEarlierUpdates(l.ups)]));
+    const groups = groupEarlierUpdates(earlier);
+    expect(groups.map((g) => g.keys)).toEqual([['a', 'c'], ['b', 'd']]);
+    const gram = (P: tf.Tensor, Q: tf.Tensor) => { const w = tf.matMul(P, Q); return tf.matMul(w, w, false, true); };
+    const dense = (Ps: tf.Tensor[]) =>
+      tf.div(tf.addN(layers.map((l, i) => {
+        const gt = gram(Ps[i], l.Q);
+        return tf.addN(l.ups.map((u) => { const gs = gram(u.P, u.Q); return tf.div(tf.sum(tf.mul(gt, gs)), tf.mul(tf.norm(gt), tf.norm(gs))); }));
+      })), layers.length) as tf.Scalar;
+    const stacked = (Ps: tf.Tensor[]) => {
+      const at = (key: string) => layers.findIndex((l) => l.key === key);
+      const cur = groups.map((g) => ({ P: tf.stack(g.keys.map((k) => Ps[at(k)])) as tf.Tensor3D, Q: tf.stack(g.keys.map((k) => layers[at(k)].Q)) as tf.Tensor3D }));
+      return stackedInputSubspaceRegularization(cur, groups);
+    };
+    const Ps = layers.map((l) => l.P);
+    const want = tf.grads((...p: tf.Tensor[]) => dense(p))(Ps);
+    const got = tf.grads((...p: tf.Tensor[]) => stacked(p))(Ps);
+    expect(val(tf.tidy(() => stacked(Ps)))).toBeCloseTo(val(tf.tidy(() => dense(Ps))), 5);
+    for (let i = 0; i < Ps.length; i++) {
+      const scale = val(tf.max(tf.abs(want[i])));
+      expect(scale).toBeGreaterThan(1e-4);
+      expect(val(tf.max(tf.abs(tf.sub(got[i], want[i]))))).toBeLessThan(1e-3 * scale);
+    }
+    // the map form (tests above, and the cosine form's callers) agrees with the stacked one
+    expect(val(inputSubspaceRegularization(new Map(layers.map((l) => [l.key, { P: l.P, Q: l.Q }])), earlier))).toBeCloseTo(val(tf.tidy(() => stacked(Ps))), 5);
+    groups.forEach(disposeEarlierUpdateGroup);
+    for (const e of earlier.values()) disposeEarlierUpdates(e);
+    tf.dispose([...want, ...got, ...layers.flatMap((l) => [l.P, l.Q, ...l.ups.flatMap((u) => [u.P, u.Q])])]);
   });
 });
 

@@ -33,16 +33,19 @@ import type { LoraConfigRecord, StyleEmbedding, StyleRecord, VersionManifest } f
 import type { LoadedVersion, Museum, TensorFile } from '../store/museum';
 import { StyleImageInput, prepareImages } from './images';
 import {
+  EarlierUpdateGroup,
   EarlierUpdates,
   LowRank,
   cloraPenalty,
   diffusionLoss,
+  disposeEarlierUpdateGroup,
   disposeEarlierUpdates,
   ewcPenalty,
   featureRegularization,
-  inputSubspaceRegularization,
+  groupEarlierUpdates,
   predictCleanLatent,
   stackEarlierUpdates,
+  stackedInputSubspaceRegularization,
   styleDistillationLoss,
   weightRegularization,
 } from './losses';
@@ -196,6 +199,8 @@ class StyleLearningRun {
   private targets: StyleTarget[] = [];
   private prevFactors = new Map<string, LoraFactors>();
   private earlier = new Map<string, EarlierUpdates>();
+  /** input-subspace form: `earlier` grouped by layer shape, with the previous version's factors stacked alike. */
+  private earlierGroups: Array<EarlierUpdateGroup & { prevP: tf.Tensor3D; prevQ: tf.Tensor3D; scale: number }> = [];
   private cloraMasks = new Map<string, tf.Tensor2D>();
   private prevDense = new Map<string, tf.Tensor2D>();
   private ewcFisher: tf.Tensor[] = [];
@@ -479,11 +484,41 @@ class StyleLearningRun {
       this.earlier.set(path, stackEarlierUpdates(list));
       for (const u of list) tf.dispose([u.P, u.Q]);
     }
+    if (lowRank && this.settings.weightRegForm === 'input-subspace') this.groupEarlierUpdates();
     for (const [path, m] of masks) {
       // normalised to mean 1 so that λ does not depend on how large earlier updates were
       this.cloraMasks.set(path, tf.tidy(() => tf.div(m, tf.add(tf.mean(m), 1e-12))) as tf.Tensor2D);
       m.dispose();
     }
+  }
+
+  /** Stack `earlier` by layer shape, with −s·A_{t−1} and B_{t−1} of the same layers (see `stackedUpdates`). */
+  private groupEarlierUpdates(): void {
+    for (const g of groupEarlierUpdates(this.earlier)) {
+      const prev = g.keys.map((k) => this.prevFactors.get(k));
+      const scale = this.lora!.adapters.get(g.keys[0])?.scale;
+      if (prev.some((f) => !f) || scale === undefined || g.keys.some((k) => this.lora!.adapters.get(k)?.scale !== scale)) {
+        disposeEarlierUpdateGroup(g);
+        throw new MuseumError('DATA_LOSS', `weight regularization: layers ${g.keys.join(', ')} lack the previous version's LoRA or share no scale`);
+      }
+      const stacked = tf.tidy(() => ({
+        prevP: tf.stack(prev.map((f) => tf.mul(f!.down, -f!.scale))) as tf.Tensor3D,
+        prevQ: tf.stack(prev.map((f) => f!.up)) as tf.Tensor3D,
+      }));
+      this.earlierGroups.push({ ...g, ...stacked, scale });
+    }
+  }
+
+  /**
+   * The current update ΔW_t = s·A_t B_t − s·A_{t−1} B_{t−1} of every grouped layer, stacked per group in low-rank
+   * form (P = [s·A_t, −s·A_{t−1}], Q = [B_t; B_{t−1}]): a few ops per group, not per layer.
+   */
+  private stackedUpdates(): Array<{ P: tf.Tensor3D; Q: tf.Tensor3D }> {
+    return this.earlierGroups.map((g) => {
+      const ws = g.keys.map((k) => this.lora!.adapters.get(k)!);
+      const A = tf.mul(tf.stack(ws.map((w) => w.down)), g.scale);
+      return { P: tf.concat([A, g.prevP], 2) as tf.Tensor3D, Q: tf.concat([tf.stack(ws.map((w) => w.up)), g.prevQ], 1) as tf.Tensor3D };
+    });
   }
 
   // ------------------------------------------------------------------------------------------------ train
@@ -634,8 +669,8 @@ class StyleLearningRun {
           if (c.sdl) terms.push(['sdl', this.sdlLoss(pred, noisy, alphaBar, idx)]);
           if (f && student) terms.push(['featReg', featureRegularization(student, f.teacher)]);
           if (c.weightReg && this.lora) {
-            const reg = s.weightRegForm === 'input-subspace' ? inputSubspaceRegularization : weightRegularization;
-            terms.push(['weightReg', reg(this.currentUpdates(), this.earlier)]);
+            const reg = s.weightRegForm === 'input-subspace' ? stackedInputSubspaceRegularization(this.stackedUpdates(), this.earlierGroups) : weightRegularization(this.currentUpdates(), this.earlier);
+            terms.push(['weightReg', reg]);
           }
           if (c.clora && this.lora) terms.push(['clora', this.cloraTerm()]);
           if (c.ewc && this.lora && this.ewcFisher.length) {
@@ -906,6 +941,10 @@ class StyleLearningRun {
     for (const t of this.targets) disposeStyleTarget(t);
     disposeFactors(this.prevFactors);
     for (const e of this.earlier.values()) disposeEarlierUpdates(e);
+    for (const g of this.earlierGroups) {
+      disposeEarlierUpdateGroup(g);
+      tf.dispose([g.prevP, g.prevQ]);
+    }
     tf.dispose([...this.cloraMasks.values(), ...this.prevDense.values(), ...this.ewcFisher]);
     for (const x of this.owned.reverse()) x.dispose();
     this.owned.length = 0;

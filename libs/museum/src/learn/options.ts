@@ -69,7 +69,11 @@ export interface LearnSettings {
    * second task, bench/results/weightreg-ab.md), so it constrained nothing and F was 0.24 on the benchmark.
    */
   weightRegForm: 'cosine' | 'input-subspace';
-  /** Latents (earlier styles' prompts) per step for the feature regularization (default 2). */
+  /**
+   * Latents (earlier styles' prompts) per step for the feature regularization (default 1). Each adds a sample to
+   * the trained pass and one to the teacher pass: 2 made a later style's step ~20% slower than 1
+   * (bench/results/step-cost.json) for the same expected penalty (one latent is an unbiased estimate of it).
+   */
   featRegBatch: number;
   /**
    * Where the feature regularization's latents come from (default `noise`): `noise` = N(0, I) at a random
@@ -105,7 +109,7 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   sdlTemperature: 1,
   sdlUpBlocks: 1,
   weightRegForm: 'input-subspace',
-  featRegBatch: 2,
+  featRegBatch: 1,
   featRegInputs: 'noise',
   featRegReplay: 16,
   featRegReplaySteps: 10,
