@@ -155,6 +155,26 @@ describe('learnStyle (tiny models)', () => {
     await expect(learnStyle(museum, 'gamma', randomImages(2, 3), { ...QUICK, models, weightRegForm: 'nope' as never })).rejects.toThrow(/weightRegForm/);
   });
 
+  it('keeps a new task token orthogonal to every earlier one (tokenOrthogonal), and only when asked', async () => {
+    const museum = newMuseum('orthogonal');
+    for (const [i, name] of ['alpha', 'beta', 'gamma'].entries()) await learnStyle(museum, name, randomImages(3, 30 + i), { ...QUICK, models });
+    const free = newMuseum('free-token');
+    for (const [i, name] of ['alpha', 'beta'].entries()) await learnStyle(free, name, randomImages(3, 30 + i), { ...QUICK, models, components: { tokenOrthogonal: false } });
+    const cos = (m: Museum, a: string, b: string) => {
+      const v = m.loadVersion();
+      const [x, y] = [a, b].map((t) => v.tokens.get(`<${t}>`)!.dataSync());
+      v.dispose();
+      const dot = (p: ArrayLike<number>, q: ArrayLike<number>) => Array.from(p).reduce((acc, e, i) => acc + e * q[i], 0);
+      return dot(x, y) / Math.sqrt(dot(x, x) * dot(y, y));
+    };
+    // both started from the word `style`: free, the second token stays close to the first
+    expect(cos(free, 'alpha', 'beta')).toBeGreaterThan(0.5);
+    for (const [a, b] of [['alpha', 'beta'], ['alpha', 'gamma'], ['beta', 'gamma']]) expect(Math.abs(cos(museum, a, b))).toBeLessThan(1e-4);
+    expect(museum.listStyles()[2].settings).toMatchObject({ components: { tokenOrthogonal: true } });
+    // methods without a new token to keep apart refuse it
+    await expect(learnStyle(newMuseum('word'), 'delta', randomImages(2, 5), { ...QUICK, models, method: 'museummaker-token', components: { tokenOrthogonal: true } })).rejects.toThrow(/tokenOrthogonal/);
+  });
+
   it('feature regularization on replayed latents: exactly 0 at step 1, active later, not the noise inputs, leak-free', async () => {
     const run = async (name: string, featRegInputs: 'noise' | 'replay') => {
       const museum = newMuseum(name);

@@ -193,6 +193,8 @@ class StyleLearningRun {
   private tokenOpt: AdamW | null = null;
   /** Norm bound of learned token rows (null: unbounded). */
   private tokenMaxNorm: number | null = null;
+  /** tokenOrthogonal: an orthonormal basis [k, d] of the earlier styles' token rows. */
+  private earlierTokenBasis: tf.Tensor2D | null = null;
 
   // regularizers
   private stats: DecoderStyleStatistics | null = null;
@@ -348,6 +350,26 @@ class StyleLearningRun {
       this.tokenMaxNorm = this.settings.tokenNormCap * largest.dataSync()[0];
       largest.dispose();
     }
+    if (this.components.tokenOrthogonal && tokenStyles.length > 0) {
+      const basis = orthonormalRows(tokenStyles.map((s) => Float64Array.from(this.loaded!.tokens.get(s.token)!.dataSync())));
+      if (basis.length >= m.textEncoder.config.hidden_size) {
+        throw new MuseumError('FAILED_PRECONDITION', `the ${basis.length} earlier task tokens span the whole ${m.textEncoder.config.hidden_size}-dimensional embedding space: no direction is left for a new one (learn with components.tokenOrthogonal off)`);
+      }
+      if (basis.length > 0) this.earlierTokenBasis = this.own(tf.tensor2d(basis.flatMap((r) => Array.from(r)), [basis.length, basis[0].length]));
+      this.constrainTokens();
+    }
+  }
+
+  /** After every token step: tokenOrthogonal's projection, then the norm cap (other rows are untouched). */
+  private constrainTokens(): void {
+    const basis = this.earlierTokenBasis;
+    if (basis && this.tokenVar && this.tokenMask) {
+      const v = this.tokenVar;
+      const projected = tf.tidy(() => tf.sub(v, tf.mul(tf.matMul(tf.matMul(v, basis, false, true), basis), this.tokenMask!)));
+      v.assign(projected);
+      projected.dispose();
+    }
+    this.capTokenNorms();
   }
 
   /** Project the learned rows back into the ball of radius tokenMaxNorm (other rows are untouched). */
@@ -775,7 +797,7 @@ class StyleLearningRun {
         masked.dispose();
         this.tokenOpt.apply(clipped.grads, this.lrAt(step, s.tokenLr));
         tf.dispose(clipped.grads.filter((x): x is tf.Tensor => x !== null));
-        this.capTokenNorms();
+        this.constrainTokens();
       }
     }
     if (this.lora && this.loraOpt) {
@@ -978,4 +1000,23 @@ export async function learnStyle(museum: Museum, name: string, images: readonly 
     run?.dispose();
     if (owns) disposeModels(models);
   }
+}
+
+/** Gram–Schmidt (twice, for float stability): an orthonormal basis of the rows' span; near-dependent rows add nothing. */
+function orthonormalRows(rows: Float64Array[]): Float64Array[] {
+  const basis: Float64Array[] = [];
+  const dot = (a: Float64Array, b: Float64Array) => a.reduce((acc, x, i) => acc + x * b[i], 0);
+  for (const r of rows) {
+    const v = Float64Array.from(r);
+    const norm0 = Math.sqrt(dot(v, v));
+    for (let pass = 0; pass < 2; pass++) {
+      for (const b of basis) {
+        const c = dot(v, b);
+        for (let i = 0; i < v.length; i++) v[i] -= c * b[i];
+      }
+    }
+    const n = Math.sqrt(dot(v, v));
+    if (n > 1e-6 * Math.max(norm0, 1e-30)) basis.push(v.map((x) => x / n));
+  }
+  return basis;
 }

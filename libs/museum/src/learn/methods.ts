@@ -56,6 +56,11 @@ export interface LossComponents {
   clora: boolean;
   /** EWC's Fisher-weighted quadratic penalty. */
   ewc: boolean;
+  /**
+   * Task tokens kept apart: the new style's token is projected onto the orthogonal complement of the earlier
+   * styles' tokens (at its start and after every step; a constraint, not a loss term, so it has no weight).
+   */
+  tokenOrthogonal: boolean;
 }
 
 export interface MethodSpec {
@@ -71,8 +76,8 @@ export interface MethodSpec {
   summary: string;
 }
 
-const NONE: LossComponents = { sdl: false, weightReg: false, featReg: false, clora: false, ewc: false };
-const FULL: LossComponents = { ...NONE, sdl: true, weightReg: true, featReg: true };
+const NONE: LossComponents = { sdl: false, weightReg: false, featReg: false, clora: false, ewc: false, tokenOrthogonal: false };
+const FULL: LossComponents = { ...NONE, sdl: true, weightReg: true, featReg: true, tokenOrthogonal: true };
 
 export const METHODS: Readonly<Record<MethodName, MethodSpec>> = Object.freeze({
   museummaker: { name: 'museummaker', embedding: 'token', lora: 'shared', components: FULL, summary: 'task token + shared LoRA + SDL + weight and feature regularization' },
@@ -101,7 +106,7 @@ export const METHODS: Readonly<Record<MethodName, MethodSpec>> = Object.freeze({
     name: 'museummaker-token',
     embedding: 'word',
     lora: 'shared',
-    components: FULL,
+    components: { ...FULL, tokenOrthogonal: false },
     summary: 'museummaker without task tokens (the word "style" for every style)',
   },
   finetune: { name: 'finetune', embedding: 'token', lora: 'shared', components: NONE, summary: 'task token + shared LoRA, sequential, no regularization' },
@@ -130,6 +135,9 @@ export const SHARED_STYLE_WORD = 'style';
  */
 export function resolveComponents(spec: MethodSpec, overrides: Partial<LossComponents> = {}): LossComponents {
   const out = { ...spec.components, ...overrides };
+  if (out.tokenOrthogonal && (spec.embedding !== 'token' || spec.lora === 'joint')) {
+    throw new MuseumError('INVALID_ARGUMENT', `method '${spec.name}' learns no new token against earlier ones: tokenOrthogonal does not apply`);
+  }
   if (spec.lora !== 'shared') {
     for (const k of ['weightReg', 'featReg', 'clora', 'ewc'] as const) {
       if (out[k]) throw new MuseumError('INVALID_ARGUMENT', `method '${spec.name}' has no shared LoRA: the ${k} term does not apply`);
