@@ -471,7 +471,11 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
   for (const m of config.methods) {
     const before = readJson<MethodSettings>(methodSettingsFile(workDir, m));
     const now = methodSettings(config, m);
-    const diff = before ? [...differingKeys(before.learn, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.')] : [];
+    // settings files from before components were recorded: every method's components then lacked tokenOrthogonal
+    const beforeComponents = before?.components ?? { ...now.components, tokenOrthogonal: false };
+    const diff = before
+      ? [...differingKeys(before.learn, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.'), ...differingKeys(beforeComponents, now.components, 'components.')]
+      : [];
     if (diff.length) conflicts.push({ method: m, diff });
   }
   if (conflicts.length) {

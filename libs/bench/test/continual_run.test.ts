@@ -140,6 +140,11 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   const r4 = await runContinualBench({ ...opts, weights: { clora: 7 }, onEvent: (e) => other.push(e) });
   expect(other.map((e) => e.phase)).toEqual(['cached', 'cached']);
   expect(r4.methods.museummaker.S).toEqual(m.S);
+  // a settings file from before components were recorded: museummaker then kept no token apart, so it must be redone
+  const { components: _components, ...withoutComponents } = stored;
+  fs.writeFileSync(settingsFile, JSON.stringify(withoutComponents));
+  await expect(runContinualBench(opts)).rejects.toThrow(/museummaker \(differs in: components\.tokenOrthogonal\); use --redo museummaker/);
+  fs.writeFileSync(settingsFile, JSON.stringify(stored));
 });
 
 test('settings are held per method: a baseline resumes when only MuseumMaker’s settings change; --redo relearns one method', async () => {

@@ -6,12 +6,14 @@
  * Kept next to `learnStyle`, whose reads it mirrors (test: changing only settings a method does not use leaves
  * its learned tensors bit-identical).
  */
-import { METHODS, type MethodName } from './methods';
+import { METHODS, type LossComponents, type MethodName } from './methods';
 import type { LearnSettings, LossWeights } from './options';
 
 export interface MethodSettings {
   learn: Partial<LearnSettings>;
   weights: Partial<LossWeights>;
+  /** The method's components (its definition can change between releases: results then no longer apply). */
+  components: LossComponents;
 }
 
 /** Settings every method reads: the step budget, batches, schedule, clipping and seeds. */
@@ -35,5 +37,5 @@ export function settingsUsedBy(method: MethodName, learn: LearnSettings, weights
   if (c.ewc) keys.push('ewcFisherSamples');
   const weightKeys: Array<keyof LossWeights> = ['diffusion', ...(['sdl', 'weightReg', 'featReg', 'clora', 'ewc'] as const).filter((k) => c[k])];
   const pick = <T extends object, K extends keyof T>(from: T, ks: K[]): Partial<T> => Object.fromEntries(ks.map((k) => [k, from[k]])) as unknown as Partial<T>;
-  return { learn: pick(learn, keys), weights: pick(weights, weightKeys) };
+  return { learn: pick(learn, keys), weights: pick(weights, weightKeys), components: { ...c } };
 }
