@@ -508,7 +508,7 @@ async function learnByImages(model: PerfModel, counts: number[], steps: number, 
     growth_last_over_first_cpu: round(last.cpu_seconds / first.cpu_seconds),
     prepare_seconds_per_extra_image: round(slope('prepare_seconds'), 4),
     seconds_per_step_per_extra_image: round(slope('seconds_per_step'), 4),
-    how: 'learnStyle on a fresh museum per image count (the first style: MuseumMaker defaults, batch 4, LoRA rank 8, no warm-up) with a short step budget, after one untimed warm-up run. The per-image work is the preparation (VAE-encoding the images, style statistics); a step draws a batch of 4 whatever the count. A full run costs prepare + steps × seconds_per_step + commit',
+    how: 'learnStyle on a fresh museum per image count (the first style: MuseumMaker defaults, batch 4, no warm-up) with a short step budget, after one untimed warm-up run. The per-image work is the preparation (VAE-encoding the images, style statistics); a step draws a batch of 4 whatever the count. A full run costs prepare + steps × seconds_per_step + commit',
   };
 }
 

@@ -158,7 +158,7 @@ describe('learnStyle (tiny models)', () => {
   it('keeps a new task token orthogonal to every earlier one (tokenOrthogonal), and only when asked', async () => {
     const museum = newMuseum('orthogonal');
     for (const [i, name] of ['alpha', 'beta', 'gamma'].entries()) await learnStyle(museum, name, randomImages(3, 30 + i), { ...QUICK, models });
-    const free = newMuseum('free-token');
+    const free = newMuseum('unconstrained-token');
     for (const [i, name] of ['alpha', 'beta'].entries()) await learnStyle(free, name, randomImages(3, 30 + i), { ...QUICK, models, components: { tokenOrthogonal: false } });
     const cos = (m: Museum, a: string, b: string) => {
       const v = m.loadVersion();

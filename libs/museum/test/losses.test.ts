@@ -144,11 +144,12 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
 
   it('stacked by layer shape, has the value and the gradient of the per-layer dense definition', () => {
     const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
-    // four layers of two shapes; each has two earlier updates of ranks 2 and 4, the current update rank 3
+    // four layers of two shapes; each has two earlier updates of ranks 2 and 4 (6 on the [6, 5] layers: more rows
+    // than outputs, so S_s S_sᵀ is singular), the current update rank 3
     const shapes: Record<string, [number, number]> = { a: [7, 5], b: [6, 5], c: [7, 5], d: [6, 5] };
     const layers = Object.entries(shapes).map(([key, [inDim, outDim]], i) => ({
       key,
-      ups: [{ P: rnd([inDim, 2], 10 * i + 1), Q: rnd([2, outDim], 10 * i + 2) }, { P: rnd([inDim, 4], 10 * i + 3), Q: rnd([4, outDim], 10 * i + 4) }],
+      ups: [2, inDim === 6 ? 6 : 4].map((r, u) => ({ P: rnd([inDim, r], 10 * i + 2 * u + 1), Q: rnd([r, outDim], 10 * i + 2 * u + 2) })),
       P: rnd([inDim, 3], 10 * i + 5),
       Q: rnd([3, outDim], 10 * i + 6),
     }));

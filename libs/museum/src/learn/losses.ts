@@ -67,7 +67,8 @@ export function lowRankInner(a: LowRank, b: LowRank): tf.Scalar {
 /**
  * The earlier styles' updates of one adapted layer, stacked for one pass: R = [R_1 … R_n] [in, K],
  * S = [S_1; …; S_n] [K, out], `segments` [K, n] one-hot (which style each of the K columns belongs to),
- * `norms2` [n] = ‖R_s S_s‖²_F; for the input-subspace form, `H` [K, K] = blockdiag(S_s S_sᵀ) and `gramNorms` [n] =
+ * `norms2` [n] = ‖R_s S_s‖²_F; for the input-subspace form, `Rt` [in, K] = [R_1 L_1 … R_n L_n] with L_s a square root
+ * of S_s S_sᵀ (L_s L_sᵀ = S_s S_sᵀ, [k_s, k_s]) and `gramNorms` [n] =
  * ‖G_s‖_F with G_s = ΔW_s ΔW_sᵀ the update's Gram over input dimensions.
  */
 export interface EarlierUpdates {
@@ -75,12 +76,12 @@ export interface EarlierUpdates {
   S: tf.Tensor2D;
   segments: tf.Tensor2D;
   norms2: tf.Tensor1D;
-  H: tf.Tensor2D;
+  Rt: tf.Tensor2D;
   gramNorms: tf.Tensor1D;
 }
 
 export function disposeEarlierUpdates(e: EarlierUpdates): void {
-  tf.dispose([e.R, e.S, e.segments, e.norms2, e.H, e.gramNorms]);
+  tf.dispose([e.R, e.S, e.segments, e.norms2, e.Rt, e.gramNorms]);
 }
 
 /**
@@ -93,6 +94,34 @@ function inputGramNorm(u: LowRank): tf.Scalar {
     const b = tf.matMul(u.Q, u.Q, false, true);
     return tf.sqrt(tf.add(tf.relu(tf.sum(tf.mul(tf.matMul(b, a), tf.matMul(a, b)))), 1e-30)) as tf.Scalar;
   });
+}
+
+/**
+ * L with L Lᵀ = S Sᵀ ([k, k], lower-triangular): Cholesky in float64, with a jitter of 1e-9·tr(S Sᵀ) so that a
+ * rank-deficient S (a factor whose rows are dependent) still has one; the error it adds to ⟨G_t, G_s⟩ is of
+ * that relative size.
+ */
+function gramSquareRoot(S: tf.Tensor2D): tf.Tensor2D {
+  const k = S.shape[0];
+  const g = tf.tidy(() => tf.matMul(S, S, false, true));
+  const a = Float64Array.from(g.dataSync());
+  g.dispose();
+  let trace = 0;
+  for (let i = 0; i < k; i++) trace += a[i * k + i];
+  const jitter = 1e-9 * trace + 1e-30;
+  const L = new Float64Array(k * k);
+  for (let j = 0; j < k; j++) {
+    let d = a[j * k + j] + jitter;
+    for (let p = 0; p < j; p++) d -= L[j * k + p] * L[j * k + p];
+    const ljj = Math.sqrt(Math.max(d, jitter));
+    L[j * k + j] = ljj;
+    for (let i = j + 1; i < k; i++) {
+      let v = a[i * k + j];
+      for (let p = 0; p < j; p++) v -= L[i * k + p] * L[j * k + p];
+      L[i * k + j] = v / ljj;
+    }
+  }
+  return tf.tensor2d(Float32Array.from(L), [k, k]);
 }
 
 /** Stack a layer's earlier updates (each R_s S_s) for `weightRegularization`; the caller owns the result. */
@@ -108,14 +137,12 @@ export function stackEarlierUpdates(updates: LowRank[]): EarlierUpdates {
     });
     const segments = tf.tensor2d(seg, [K, updates.length]);
     const S = tf.concat(updates.map((u) => u.Q), 0) as tf.Tensor2D;
-    // S Sᵀ restricted to each style's own block (pairs of columns of one style)
-    const sameStyle = tf.matMul(segments, segments, false, true);
     return {
       R: tf.concat(updates.map((u) => u.P), 1) as tf.Tensor2D,
       S,
       segments,
       norms2: tf.stack(updates.map((u) => lowRankInner(u, u))) as tf.Tensor1D,
-      H: tf.mul(tf.matMul(S, S, false, true), sameStyle) as tf.Tensor2D,
+      Rt: tf.concat(updates.map((u) => tf.matMul(u.P, gramSquareRoot(u.Q))), 1) as tf.Tensor2D,
       gramNorms: tf.stack(updates.map((u) => inputGramNorm(u))) as tf.Tensor1D,
     };
   });
@@ -165,7 +192,7 @@ function meanOverLayers(current: Map<string, LowRank>, earlier: Map<string, Earl
  * plain cosine of the two [in, out] matrices is ~0 for almost any pair of low-rank updates and constrains
  * nothing. Zero when the input subspaces are orthogonal; 1 per style when ΔW_t reads exactly the earlier
  * update's directions with its weighting (for rank 1: cos² of the two input directions). Low-rank throughout:
- * ⟨G_t, G_s⟩ = ‖ΔW_sᵀ ΔW_t‖² = tr(Yᵀ H_s Y) with Y = R_sᵀ ΔW_t. δ as in `weightRegularization`.
+ * ⟨G_t, G_s⟩ = ‖ΔW_sᵀ ΔW_t‖² = ‖L_sᵀ R_sᵀ ΔW_t‖² (L_s L_sᵀ = S_s S_sᵀ). δ as in `weightRegularization`.
  */
 export function inputSubspaceRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
   const keys = [...current.keys()].filter((k) => earlier.has(k));
@@ -187,15 +214,14 @@ export function inputSubspaceRegularization(current: Map<string, LowRank>, earli
  */
 export interface EarlierUpdateGroup {
   keys: string[];
-  /** [G, in, K], [G, K, K], [K, n] (the same for every layer of the group), [G, n]: as in EarlierUpdates. */
-  R: tf.Tensor3D;
-  H: tf.Tensor3D;
+  /** [G, in, K], [K, n] (the same for every layer of the group), [G, n]: as in EarlierUpdates. */
+  Rt: tf.Tensor3D;
   segments: tf.Tensor2D;
   gramNorms: tf.Tensor2D;
 }
 
 export function disposeEarlierUpdateGroup(g: EarlierUpdateGroup): void {
-  tf.dispose([g.R, g.H, g.segments, g.gramNorms]);
+  tf.dispose([g.Rt, g.segments, g.gramNorms]);
 }
 
 /** Group layers by [in, K, out] and by which earlier style each of the K columns belongs to; new tensors. */
@@ -210,8 +236,7 @@ export function groupEarlierUpdates(earlier: Map<string, EarlierUpdates>): Earli
       const es = keys.map((k) => earlier.get(k)!);
       return {
         keys,
-        R: tf.stack(es.map((e) => e.R)) as tf.Tensor3D,
-        H: tf.stack(es.map((e) => e.H)) as tf.Tensor3D,
+        Rt: tf.stack(es.map((e) => e.Rt)) as tf.Tensor3D,
         segments: tf.clone(es[0].segments),
         gramNorms: tf.stack(es.map((e) => e.gramNorms)) as tf.Tensor2D,
       };
@@ -230,10 +255,10 @@ export function stackedInputSubspaceRegularization(current: Array<{ P: tf.Tensor
     if (layers === 0) return tf.scalar(0);
     const terms = groups.map((g, i) => {
       const { P, Q } = current[i];
-      const m = tf.matMul(g.R, P, true, false); // [G, K, k]
+      // ⟨G_t, G_s⟩ = ‖ΔW_sᵀ ΔW_t‖² = ‖L_sᵀ R_sᵀ P Q‖² = tr(Z_s QQᵀ Z_sᵀ) with Z_s = (R_s L_s)ᵀ P: no [K, K] product
+      const z = tf.matMul(g.Rt, P, true, false); // [G, K, k]
       const qqT = tf.matMul(Q, Q, false, true); // [G, k, k], shared with ‖G_t‖
-      const yyT = tf.matMul(tf.matMul(m, qqT), m, false, true); // Y Yᵀ [G, K, K]
-      const inner = tf.matMul(tf.sum(tf.mul(g.H, yyT), 1), g.segments); // [G, n]: ⟨G_t, G_s⟩
+      const inner = tf.matMul(tf.sum(tf.mul(z, tf.matMul(z, qqT)), 2), g.segments); // [G, n]: ⟨G_t, G_s⟩
       // ‖G_t‖ = √tr(B A B A) with A = PᵀP, B = Q Qᵀ; the 1e-30 keeps the gradient finite at ΔW_t = 0
       const a = tf.matMul(P, P, true, false);
       const nt = tf.sqrt(tf.add(tf.relu(tf.sum(tf.mul(tf.matMul(qqT, a), tf.matMul(a, qqT)), [1, 2])), 1e-30)); // [G]
