@@ -97,31 +97,37 @@ function inputGramNorm(u: LowRank): tf.Scalar {
 }
 
 /**
- * L with L Lᵀ = S Sᵀ ([k, k], lower-triangular): Cholesky in float64, with a jitter of 1e-9·tr(S Sᵀ) so that a
- * rank-deficient S (a factor whose rows are dependent) still has one; the error it adds to ⟨G_t, G_s⟩ is of
- * that relative size.
+ * L with L Lᵀ = S Sᵀ ([k, k]) for S [k, out]: Lᵀ is the R of a Householder QR of Sᵀ (Sᵀ = QR, so S Sᵀ = Rᵀ R),
+ * in float64. Backward-stable for a rank-deficient S too (an earlier update whose two adapters nearly agree on
+ * a layer), where a Cholesky of S Sᵀ breaks down.
  */
 function gramSquareRoot(S: tf.Tensor2D): tf.Tensor2D {
-  const k = S.shape[0];
-  const g = tf.tidy(() => tf.matMul(S, S, false, true));
-  const a = Float64Array.from(g.dataSync());
-  g.dispose();
-  let trace = 0;
-  for (let i = 0; i < k; i++) trace += a[i * k + i];
-  const jitter = 1e-9 * trace + 1e-30;
-  const L = new Float64Array(k * k);
-  for (let j = 0; j < k; j++) {
-    let d = a[j * k + j] + jitter;
-    for (let p = 0; p < j; p++) d -= L[j * k + p] * L[j * k + p];
-    const ljj = Math.sqrt(Math.max(d, jitter));
-    L[j * k + j] = ljj;
-    for (let i = j + 1; i < k; i++) {
-      let v = a[i * k + j];
-      for (let p = 0; p < j; p++) v -= L[i * k + p] * L[j * k + p];
-      L[i * k + j] = v / ljj;
+  const [k, m] = S.shape;
+  const x = Float64Array.from(S.dataSync()); // S [k, m] row-major = Sᵀ [m, k] column-major: x[c * m + r] = Sᵀ[r][c]
+  const at = (r: number, c: number) => c * m + r;
+  for (let j = 0; j < Math.min(m, k); j++) {
+    let norm = 0;
+    for (let r = j; r < m; r++) norm += x[at(r, j)] ** 2;
+    norm = Math.sqrt(norm);
+    if (norm === 0) continue;
+    const alpha = x[at(j, j)] > 0 ? -norm : norm;
+    const v = new Float64Array(m - j);
+    for (let r = j; r < m; r++) v[r - j] = x[at(r, j)];
+    v[0] -= alpha;
+    let vn = 0;
+    for (const e of v) vn += e * e;
+    if (vn === 0) continue;
+    for (let c = j; c < k; c++) {
+      let d = 0;
+      for (let r = j; r < m; r++) d += v[r - j] * x[at(r, c)];
+      const f = (2 * d) / vn;
+      for (let r = j; r < m; r++) x[at(r, c)] -= f * v[r - j];
     }
   }
-  return tf.tensor2d(Float32Array.from(L), [k, k]);
+  // L = Rᵀ: L[i][j] = R[j][i] for j ≤ i, rows of R past min(m, k) are zero
+  const L = new Float32Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j <= Math.min(i, m - 1); j++) L[i * k + j] = x[at(j, i)];
+  return tf.tensor2d(L, [k, k]);
 }
 
 /** Stack a layer's earlier updates (each R_s S_s) for `weightRegularization`; the caller owns the result. */
