@@ -142,6 +142,24 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     tf.dispose([gt, cur.P, cur.Q, zero.P, zero.Q, ...ups.flatMap((u) => [u.P, u.Q])]);
   });
 
+  it('stays finite and exact when an earlier update's two adapters nearly agree (near-singular S_s S_sᵀ)', () => {
+    const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
+    // ΔW_s = A_s B_s − A_{s−1} B_{s−1} with B_s ≈ B_{s−1}: S_s = [B_s; B_{s−1}] has near-duplicate rows
+    const B = rnd([4, 8], 1);
+    const nearlyB = tf.tidy(() => tf.add(B, tf.mul(rnd([4, 8], 2), 1e-6))) as tf.Tensor2D;
+    const earlierUpdate: LowRank = { P: rnd([8, 8], 3), Q: tf.concat([B, nearlyB], 0) as tf.Tensor2D };
+    const cur: LowRank = { P: rnd([8, 3], 4), Q: rnd([3, 8], 5) };
+    const gram = (u: LowRank) => tf.tidy(() => { const w = tf.matMul(u.P, u.Q); return tf.matMul(w, w, false, true); });
+    const [gt, gs] = [gram(cur), gram(earlierUpdate)];
+    const expected = val(tf.div(tf.sum(tf.mul(gt, gs)), tf.mul(tf.norm(gt), tf.norm(gs))));
+    const earlier = stackEarlierUpdates([earlierUpdate]);
+    const got = val(inputSubspaceRegularization(new Map([['layer', cur]]), new Map([['layer', earlier]])));
+    expect(Number.isFinite(got)).toBe(true);
+    expect(got).toBeCloseTo(expected, 4);
+    disposeEarlierUpdates(earlier);
+    tf.dispose([B, nearlyB, earlierUpdate.P, earlierUpdate.Q, cur.P, cur.Q, gt, gs]);
+  });
+
   it('stacked by layer shape, has the value and the gradient of the per-layer dense definition', () => {
     const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
     // four layers of two shapes; each has two earlier updates of ranks 2 and 4 (6 on the [6, 5] layers: more rows

@@ -76,7 +76,7 @@ export interface LearnSettings {
   /**
    * Latents (earlier styles' prompts) per step for the feature regularization (default 1). Each adds a sample to
    * the trained pass and one to the teacher pass: 2 made a later style's step ~20% slower than 1
-   * (bench/results/step-cost.json) for the same expected penalty (one latent is an unbiased estimate of it).
+   * (2.03 vs 1.66 s/step, bench/results/step-cost.json) for the same expected penalty (one latent is an unbiased estimate of it).
    */
   featRegBatch: number;
   /**
