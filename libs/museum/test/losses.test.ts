@@ -142,13 +142,14 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     tf.dispose([gt, cur.P, cur.Q, zero.P, zero.Q, ...ups.flatMap((u) => [u.P, u.Q])]);
   });
 
-  it('stays finite and exact when an earlier update's two adapters nearly agree (near-singular S_s S_sᵀ)', () => {
+  it('stays finite and exact when the two adapters of an earlier update nearly agree (near-singular S_s S_sᵀ)', () => {
     const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
-    // ΔW_s = A_s B_s − A_{s−1} B_{s−1} with B_s ≈ B_{s−1}: S_s = [B_s; B_{s−1}] has near-duplicate rows
-    const B = rnd([4, 8], 1);
-    const nearlyB = tf.tidy(() => tf.add(B, tf.mul(rnd([4, 8], 2), 1e-6))) as tf.Tensor2D;
-    const earlierUpdate: LowRank = { P: rnd([8, 8], 3), Q: tf.concat([B, nearlyB], 0) as tf.Tensor2D };
-    const cur: LowRank = { P: rnd([8, 3], 4), Q: rnd([3, 8], 5) };
+    // ΔW_s = A_s B_s − A_{s−1} B_{s−1} with B_s ≈ B_{s−1} and more rows than outputs (rank 2·8 > 4 outputs, as
+    // rank-32 adapters on 64-wide layers): S_s = [B_s; B_{s−1}] [16, 4] has rank 4, S_s S_sᵀ is far from full rank
+    const B = rnd([8, 4], 1);
+    const nearlyB = tf.tidy(() => tf.add(B, tf.mul(rnd([8, 4], 2), 1e-6))) as tf.Tensor2D;
+    const earlierUpdate: LowRank = { P: rnd([8, 16], 3), Q: tf.concat([B, nearlyB], 0) as tf.Tensor2D };
+    const cur: LowRank = { P: rnd([8, 3], 4), Q: rnd([3, 4], 5) };
     const gram = (u: LowRank) => tf.tidy(() => { const w = tf.matMul(u.P, u.Q); return tf.matMul(w, w, false, true); });
     const [gt, gs] = [gram(cur), gram(earlierUpdate)];
     const expected = val(tf.div(tf.sum(tf.mul(gt, gs)), tf.mul(tf.norm(gt), tf.norm(gs))));
