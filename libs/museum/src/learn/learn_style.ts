@@ -506,7 +506,12 @@ class StyleLearningRun {
       this.earlier.set(path, stackEarlierUpdates(list));
       for (const u of list) tf.dispose([u.P, u.Q]);
     }
-    if (lowRank && this.settings.weightRegForm === 'input-subspace') this.groupEarlierUpdates();
+    if (lowRank && this.settings.weightRegForm === 'input-subspace') {
+      this.groupEarlierUpdates();
+      // the stacked copies are all the input-subspace form reads
+      for (const e of this.earlier.values()) disposeEarlierUpdates(e);
+      this.earlier.clear();
+    }
     for (const [path, m] of masks) {
       // normalised to mean 1 so that λ does not depend on how large earlier updates were
       this.cloraMasks.set(path, tf.tidy(() => tf.div(m, tf.add(tf.mean(m), 1e-12))) as tf.Tensor2D);
