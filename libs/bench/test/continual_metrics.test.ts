@@ -91,7 +91,7 @@ describe('continual metrics', () => {
       eval_seconds: 2,
     };
     const before: BaseEval = { shape_acc: 0.9, colour_acc: 0.95, shapes: {}, images: 8 };
-    const settings = { learn: { steps: 2 }, weights: { diffusion: 1 } };
+    const settings = { learn: { steps: 2 }, weights: { diffusion: 1 }, components: { sdl: false, weightReg: false, featReg: false, clora: false, ewc: false, tokenOrthogonal: false } };
     const rep = summarizeMethod(run, before, settings);
     expect(rep.settings).toEqual(settings);
     expect(rep.S).toEqual([[1], [0.5, 0.75]]);
