@@ -473,8 +473,10 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
     const now = methodSettings(config, m);
     // settings files from before components were recorded: every method's components then lacked tokenOrthogonal
     const beforeComponents = before?.components ?? { ...now.components, tokenOrthogonal: false };
+    // and before noiseOffset existed, every method trained on zero-mean noise
+    const beforeLearn = before ? { noiseOffset: 0, ...before.learn } : undefined;
     const diff = before
-      ? [...differingKeys(before.learn, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.'), ...differingKeys(beforeComponents, now.components, 'components.')]
+      ? [...differingKeys(beforeLearn!, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.'), ...differingKeys(beforeComponents, now.components, 'components.')]
       : [];
     if (diff.length) conflicts.push({ method: m, diff });
   }

@@ -145,6 +145,15 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   fs.writeFileSync(settingsFile, JSON.stringify(withoutComponents));
   await expect(runContinualBench(opts)).rejects.toThrow(/museummaker \(differs in: components\.tokenOrthogonal\); use --redo museummaker/);
   fs.writeFileSync(settingsFile, JSON.stringify(stored));
+  // one from before noiseOffset existed trained on zero-mean noise: it still holds for noiseOffset 0, not for another
+  const { noiseOffset: _offset, ...learnWithoutOffset } = stored.learn;
+  fs.writeFileSync(settingsFile, JSON.stringify({ ...stored, learn: learnWithoutOffset }));
+  const zero: ContinualEvent[] = [];
+  await runContinualBench({ ...opts, onEvent: (e) => zero.push(e) });
+  expect(zero.map((e) => e.phase)).toEqual(['cached', 'cached']);
+  fs.writeFileSync(settingsFile, JSON.stringify({ ...stored, learn: learnWithoutOffset }));
+  await expect(runContinualBench({ ...opts, learn: { ...opts.learn, noiseOffset: 0.1 } })).rejects.toThrow(/museummaker \(differs in: learn\.noiseOffset\)/);
+  fs.writeFileSync(settingsFile, JSON.stringify(stored));
 });
 
 test('settings are held per method: a baseline resumes when only MuseumMaker’s settings change; --redo relearns one method', async () => {

@@ -99,6 +99,7 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('featRegReplay', s.featRegReplay, 1, true);
   checkNumber('featRegReplaySteps', s.featRegReplaySteps, 1, true);
   checkOneOf('featRegInputs', s.featRegInputs, ['noise', 'replay']);
+  checkNumber('noiseOffset', s.noiseOffset, 0);
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
   checkOneOf('weightRegForm', s.weightRegForm, ['cosine', 'input-subspace']);
   checkOneOf('loraTargets', s.loraTargets, ['cross-attention', 'all-attention', 'self-attention']);
@@ -752,10 +753,19 @@ class StyleLearningRun {
     return tf.tidy(() => {
       const sel = tf.tensor1d(idx, 'int32');
       const z0 = tf.add(tf.gather(this.latentMean, sel), tf.mul(tf.gather(this.latentStd, sel), tf.randomNormal([B, h, w, ch], 0, 1, 'float32', seed)));
-      const noise = tf.randomNormal([B, h, w, ch], 0, 1, 'float32', seed + 1);
+      const noise = this.trainingNoise([B, h, w, ch], seed + 1);
       const target = predictionType === 'v_prediction' ? this.scheduler.getVelocity(z0, noise, ts) : predictionType === 'sample' ? z0 : noise;
       return { noisy: this.scheduler.addNoise(z0, noise, ts), target, tT: tf.tensor1d(ts, 'int32'), sel };
     });
+  }
+
+  /** N(0, I), plus a per-image, per-channel N(0, noiseOffset²) constant when `noiseOffset` > 0. */
+  private trainingNoise([B, h, w, ch]: number[], seed: number): tf.Tensor4D {
+    const offset = this.settings.noiseOffset;
+    return tf.tidy(() => {
+      const white = tf.randomNormal([B, h, w, ch], 0, 1, 'float32', seed);
+      return offset > 0 ? tf.add(white, tf.randomNormal([B, 1, 1, ch], 0, offset, 'float32', deriveSeed('noise-offset', seed))) : white;
+    }) as tf.Tensor4D;
   }
 
   /** SDL over the batch: x̂0 from the prediction, its style statistics against its style's z̄ (weighted by ᾱ_t). */

@@ -17,7 +17,7 @@ export interface MethodSettings {
 }
 
 /** Settings every method reads: the step budget, batches, schedule, clipping and seeds. */
-const COMMON: ReadonlyArray<keyof LearnSettings> = ['steps', 'batchSize', 'warmup', 'maxGradNorm', 'seed'];
+const COMMON: ReadonlyArray<keyof LearnSettings> = ['steps', 'batchSize', 'warmup', 'maxGradNorm', 'seed', 'noiseOffset'];
 /** Read when a new token row is trained (not when every style is prompted through a fixed word). */
 const TOKEN: ReadonlyArray<keyof LearnSettings> = ['tokenLr', 'tokenNormCap', 'initWord'];
 /** Read when the method has a LoRA. */

@@ -90,6 +90,15 @@ export interface LearnSettings {
   featRegReplay: number;
   /** `replay`: DDIM steps of each replay generation (default 10; guidance 7.5). */
   featRegReplaySteps: number;
+  /**
+   * Offset noise (default 0): the training noise gets a per-image, per-channel constant drawn from
+   * N(0, noiseOffset²) on top of N(0, I). With ᾱ_T = 0.0047 the start of sampling still carries the noise's
+   * channel means as "signal" (on a 16×16 latent their spread is 1/16, four times SD's), so a model trained on
+   * zero-mean noise keeps each image's mean colour near what the noise happened to hold and cannot move a whole
+   * background to a style's colour (deep blue, black). Training with offset noise teaches it to read those means
+   * as noise (Guttenberg 2023; diffusers' `--noise_offset`).
+   */
+  noiseOffset: number;
   /** Samples of the task's own loss for the EWC Fisher (default 16). */
   ewcFisherSamples: number;
   /** `joint`: train steps × (number of styles), so every style gets the budget it would get alone (default true). */
@@ -117,6 +126,7 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   featRegInputs: 'noise',
   featRegReplay: 16,
   featRegReplaySteps: 10,
+  noiseOffset: 0,
   ewcFisherSamples: 16,
   jointScaleSteps: true,
   seed: 0,
