@@ -4,7 +4,7 @@
  *   node -r ./scripts/ts-register.js bench/experiments/learn_sweep.ts VARIANT.json OUT.json
  *
  * VARIANT.json: { "method": "museummaker", "styles": ["stripes", "pointillism"], "learn": {LearnSettings},
- *                 "weights": {LossWeights}, "seeds": [1], "colours": 2, "base": 2,
+ *                 "weights": {LossWeights}, "components": {LossComponents}, "seeds": [1], "colours": 2, "base": 2,
  *                 "from": { "museum": DIR, "version": N }, "judge": [earlier styles also judged after each task] }
  * Learns the styles in order into a fresh museum (in a temp folder) on the bundled Atelier model and after
  * each task judges every learned style on the benchmark's held-out grid (8 shapes × colours × seeds, DDIM 25,
@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     const r = await learnStyle(museum, style, set, {
       ...(v.learn ?? {}),
       weights: v.weights,
+      components: v.components,
       method: (v.method ?? 'museummaker') as MethodName,
       models,
       captions: set.map((s) => s.caption),
