@@ -168,13 +168,13 @@ test('settings are held per method: a baseline resumes when only MuseumMaker’s
   expect(events.map((e) => e.phase)).toEqual(['cached', 'cached']);
   expect(again.methods.finetune.S).toEqual(ft.S);
   // the LoRA learning rate is: refused, then relearned with --redo (the base measurement is kept)
-  const faster = { ...o, learn: { ...o.learn, lr: 2e-3 } };
+  const faster = { ...o, learn: { ...o.learn, lr: 4e-3 } };
   await expect(runContinualBench(faster)).rejects.toThrow(/finetune \(differs in: learn\.lr\); use --redo finetune/);
   const redone: ContinualEvent[] = [];
   const r = await runContinualBench({ ...faster, redo: ['finetune'], onEvent: (e) => redone.push(e) });
   expect(redone.filter((e) => e.job === 'base').map((e) => e.phase)).toEqual(['cached']);
   expect(redone.some((e) => e.job === 'finetune' && e.phase === 'learn')).toBe(true);
-  expect(r.methods.finetune.settings.learn.lr).toBe(2e-3);
+  expect(r.methods.finetune.settings.learn.lr).toBe(4e-3);
   // a folder from before settings were held per method: the stored config's settings are the method's
   const dir = path.join(o.workDir, 'methods', 'finetune');
   fs.rmSync(path.join(dir, 'settings.json'));
