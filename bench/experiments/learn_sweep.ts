@@ -17,7 +17,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
 import { StableDiffusionPipeline } from '@museum/models';
-import { HEAD_FILE, Museum, MuseumRuntime, learnStyle, modelsFromPipeline, versionName, type MethodName } from '@museum/museum';
+import { Museum, MuseumRuntime, learnStyle, modelsFromPipeline, type MethodName } from '@museum/museum';
+import { copyMuseumAt } from './museum_copy';
 import { ContinualJudge, baseJobs, heldOutJobs, shapeShare, type PromptJob } from '@museum/bench';
 import { loadInstruments } from '@museum/instruments';
 import { encodePng, fewShotSet, heldOutShapes, type BenchmarkStyle } from '@museum/world';
@@ -29,11 +30,7 @@ async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
   const modelDir = path.join(root, 'models', 'atelier');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sweep-'));
-  if (v.from) {
-    // continue a museum at one of its versions (e.g. a benchmark's museum after task 3); later folders are dropped on open
-    fs.cpSync(path.resolve(v.from.museum), path.join(dir, 'museum'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'museum', HEAD_FILE), `${versionName(v.from.version)}\n`);
-  }
+  if (v.from) copyMuseumAt(v.from.museum, v.from.version, dir);
   const museum = Museum.openOrCreate(path.join(dir, 'museum'), { baseModelDir: modelDir });
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
   const models = modelsFromPipeline(pipe);

@@ -16,7 +16,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { initBackend, tf } from '@museum/tensor';
 import { StableDiffusionPipeline } from '@museum/models';
-import { HEAD_FILE, Museum, learnStyle, modelsFromPipeline, versionName, type LearnStyleOptions } from '@museum/museum';
+import { Museum, learnStyle, modelsFromPipeline, type LearnStyleOptions } from '@museum/museum';
+import { copyMuseumAt } from './museum_copy';
 import { fewShotSet, type BenchmarkStyle } from '@museum/world';
 
 const RUNS = Number(process.env.RUNS ?? 2);
@@ -53,9 +54,7 @@ async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
   const modelDir = path.join(root, 'models', 'atelier');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stepcost-'));
-  fs.cpSync(path.resolve(museumDir), path.join(dir, 'museum'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'museum', HEAD_FILE), `${versionName(Number(version))}\n`);
-  const museum = Museum.open(path.join(dir, 'museum'), { baseModelDir: modelDir });
+  const museum = Museum.open(copyMuseumAt(museumDir, Number(version), dir), { baseModelDir: modelDir });
   const pipe = StableDiffusionPipeline.fromPretrained(modelDir);
   const models = modelsFromPipeline(pipe);
   const set = fewShotSet(style as BenchmarkStyle);
