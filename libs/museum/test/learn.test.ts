@@ -200,6 +200,7 @@ describe('learnStyle (tiny models)', () => {
     const bad = newMuseum('replay-bad');
     await expect(learnStyle(bad, 'gamma', randomImages(2, 3), { ...QUICK, models, featRegInputs: 'stored' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(learnStyle(bad, 'gamma', randomImages(2, 3), { ...QUICK, models, featRegReplay: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(learnStyle(bad, 'gamma', randomImages(2, 3), { ...QUICK, models, noiseOffset: -0.1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/noiseOffset/) });
     expect(bad.latestVersion()).toBe(0);
   });
 

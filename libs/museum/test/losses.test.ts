@@ -13,6 +13,7 @@ import {
   stackEarlierUpdates,
   stackedInputSubspaceRegularization,
   styleDistillationLoss,
+  trainingNoise,
   weightRegularization,
   type LowRank,
 } from '../src';
@@ -200,6 +201,30 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     groups.forEach(disposeEarlierUpdateGroup);
     for (const e of earlier.values()) disposeEarlierUpdates(e);
     tf.dispose([...want, ...got, ...layers.flatMap((l) => [l.P, l.Q, ...l.ups.flatMap((u) => [u.P, u.Q])])]);
+  });
+});
+
+describe('training noise', () => {
+  /** The spread over images and channels of each image's per-channel mean. */
+  function channelMeanStd(noise: tf.Tensor4D): number {
+    return tf.tidy(() => Math.sqrt(tf.moments(tf.mean(noise, [1, 2])).variance.dataSync()[0]));
+  }
+
+  it('is white N(0, I) without an offset; an offset adds one constant per image and channel, of the given spread', () => {
+    const shape = [256, 16, 16, 4];
+    const white = trainingNoise(shape, 0, 7);
+    const offset = trainingNoise(shape, 0.5, 7);
+    // a 16×16 channel mean of white noise spreads 1/16; the offset adds 0.5 in quadrature
+    expect(channelMeanStd(white)).toBeCloseTo(1 / 16, 2);
+    expect(channelMeanStd(offset)).toBeCloseTo(Math.sqrt(0.25 + 1 / 256), 1);
+    // the same white noise underneath: the difference is constant over each image's positions
+    const diff = tf.sub(offset, white);
+    const spatialSpread = tf.tidy(() => tf.max(tf.sub(tf.max(diff, [1, 2]), tf.min(diff, [1, 2]))).dataSync()[0]);
+    expect(spatialSpread).toBeLessThan(1e-5);
+    // deterministic in the seed; offset 0 draws exactly the white noise a run without the setting drew
+    const again = trainingNoise(shape, 0, 7);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(again, tf.randomNormal(shape, 0, 1, 'float32', 7)))).dataSync()[0])).toBe(0);
+    tf.dispose([white, offset, diff, again]);
   });
 });
 

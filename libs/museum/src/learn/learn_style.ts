@@ -45,6 +45,7 @@ import {
   groupEarlierUpdates,
   predictCleanLatent,
   stackEarlierUpdates,
+  trainingNoise,
   stackedInputSubspaceRegularization,
   styleDistillationLoss,
   weightRegularization,
@@ -753,19 +754,10 @@ class StyleLearningRun {
     return tf.tidy(() => {
       const sel = tf.tensor1d(idx, 'int32');
       const z0 = tf.add(tf.gather(this.latentMean, sel), tf.mul(tf.gather(this.latentStd, sel), tf.randomNormal([B, h, w, ch], 0, 1, 'float32', seed)));
-      const noise = this.trainingNoise([B, h, w, ch], seed + 1);
+      const noise = trainingNoise([B, h, w, ch], this.settings.noiseOffset, seed + 1);
       const target = predictionType === 'v_prediction' ? this.scheduler.getVelocity(z0, noise, ts) : predictionType === 'sample' ? z0 : noise;
       return { noisy: this.scheduler.addNoise(z0, noise, ts), target, tT: tf.tensor1d(ts, 'int32'), sel };
     });
-  }
-
-  /** N(0, I), plus a per-image, per-channel N(0, noiseOffset²) constant when `noiseOffset` > 0. */
-  private trainingNoise([B, h, w, ch]: number[], seed: number): tf.Tensor4D {
-    const offset = this.settings.noiseOffset;
-    return tf.tidy(() => {
-      const white = tf.randomNormal([B, h, w, ch], 0, 1, 'float32', seed);
-      return offset > 0 ? tf.add(white, tf.randomNormal([B, 1, 1, ch], 0, offset, 'float32', deriveSeed('noise-offset', seed))) : white;
-    }) as tf.Tensor4D;
   }
 
   /** SDL over the batch: x̂0 from the prediction, its style statistics against its style's z̄ (weighted by ᾱ_t). */
@@ -842,7 +834,7 @@ class StyleLearningRun {
         const seed = deriveSeed('museum-fisher', this.settings.seed, this.name, k);
         const { grads, value } = tf.variableGrads(() => {
           const z0 = tf.add(tf.slice(this.latentMean, [i], [1]), tf.mul(tf.slice(this.latentStd, [i], [1]), tf.randomNormal([1, h, w, ch], 0, 1, 'float32', seed)));
-          const noise = tf.randomNormal([1, h, w, ch], 0, 1, 'float32', seed + 1);
+          const noise = trainingNoise([1, h, w, ch], this.settings.noiseOffset, seed + 1);
           const ctx = this.fixedContexts ? tf.slice(this.fixedContexts, [i], [1]) : m.textEncoder.lastHiddenState(tf.slice(this.captionIds, [i], [1]));
           const pred = m.unet.forward(this.scheduler.addNoise(z0, noise, [t]), t, ctx);
           return diffusionLoss(pred, noise);

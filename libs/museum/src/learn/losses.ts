@@ -25,6 +25,19 @@ export function predictCleanLatent(pred: tf.Tensor, noisy: tf.Tensor, alphaBar: 
 }
 
 /**
+ * The noise ε of a training step, [B, h, w, c]: N(0, I), plus (offset noise, `noiseOffset` > 0) one constant per
+ * image and channel drawn from N(0, offset²), so the model learns that the channel means of a noisy latent are
+ * noise too and can move an image's mean colour (see `LearnSettings.noiseOffset`). Deterministic in `seed`.
+ */
+export function trainingNoise([B, h, w, c]: number[], offset: number, seed: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const white = tf.randomNormal([B, h, w, c], 0, 1, 'float32', seed);
+    // a seed of its own, so that offset 0 leaves the white noise (and a run) exactly as before
+    return offset > 0 ? tf.add(white, tf.randomNormal([B, 1, 1, c], 0, offset, 'float32', seed + 0x9e3779b1)) : white;
+  }) as tf.Tensor4D;
+}
+
+/**
  * MuseumMaker's style distillation loss, L_SDL = (1/B) Σ_i w_i · KL(ρ(F(x_i)/τ) ‖ ρ(z̄/τ)), with ρ a softmax
  * over each feature group, τ the temperature and z̄ the style set's mean feature: it pulls every sample's
  * style statistics toward the set's, not toward its own image (whose content would otherwise be learned).
