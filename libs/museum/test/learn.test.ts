@@ -157,9 +157,11 @@ describe('learnStyle (tiny models)', () => {
 
   it('keeps a new task token orthogonal to every earlier one (tokenOrthogonal), and only when asked', async () => {
     const museum = newMuseum('orthogonal');
-    for (const [i, name] of ['alpha', 'beta', 'gamma'].entries()) await learnStyle(museum, name, randomImages(3, 30 + i), { ...QUICK, models });
+    for (const [i, name] of ['alpha', 'beta', 'gamma'].entries()) await learnStyle(museum, name, randomImages(3, 30 + i), { ...QUICK, models, components: { tokenOrthogonal: true } });
+    // the default leaves tokens free
     const free = newMuseum('unconstrained-token');
-    for (const [i, name] of ['alpha', 'beta'].entries()) await learnStyle(free, name, randomImages(3, 30 + i), { ...QUICK, models, components: { tokenOrthogonal: false } });
+    for (const [i, name] of ['alpha', 'beta'].entries()) await learnStyle(free, name, randomImages(3, 30 + i), { ...QUICK, models });
+    expect(free.listStyles()[1].settings).toMatchObject({ components: { tokenOrthogonal: false } });
     const cos = (m: Museum, a: string, b: string) => {
       const v = m.loadVersion();
       const [x, y] = [a, b].map((t) => v.tokens.get(`<${t}>`)!.dataSync());

@@ -30,9 +30,9 @@ export interface LearnSettings {
   /** Training images per step (default 4). */
   batchSize: number;
   /**
-   * Peak learning rate of the LoRA parameters (default 2e-3). At 1e-3 a later style was learned too slowly: mosaic
-   * learned onto the benchmark museum's version 3 reached S 0.28; at 2e-3 0.72 with the earlier styles held about
-   * as well (mean S of the four 0.48 → 0.60); 3e-3 forgot more (bench/results/mosaic-from-t3-r32/README.md).
+   * Peak learning rate of the LoRA parameters (default 1e-3). 2e-3 learned a later style faster in a one-task probe
+   * (mosaic onto version 3: S 0.28 → 0.72) but over the full benchmark it forgot more and learned no better
+   * (A 0.49, F 0.22, P 0.66 vs A 0.61, F 0.07, P 0.66: bench/results/continual-lr.md).
    */
   lr: number;
   /** Peak learning rate of the new token's row (default 5e-3; its norm is bounded by `tokenNormCap`). */
@@ -113,7 +113,7 @@ export interface LearnSettings {
 export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   steps: 400,
   batchSize: 4,
-  lr: 2e-3,
+  lr: 1e-3,
   tokenLr: 5e-3,
   tokenNormCap: 1,
   warmup: 20,
