@@ -96,11 +96,11 @@ export interface LearnSettings {
   featRegReplaySteps: number;
   /**
    * Offset noise (default 0): the training noise gets a per-image, per-channel constant drawn from
-   * N(0, noiseOffset²) on top of N(0, I). With ᾱ_T = 0.0047 the start of sampling still carries the noise's
-   * channel means as "signal" (on a 16×16 latent their spread is 1/16, four times SD's), so a model trained on
-   * zero-mean noise keeps each image's mean colour near what the noise happened to hold and cannot move a whole
-   * background to a style's colour (deep blue, black). Training with offset noise teaches it to read those means
-   * as noise (Guttenberg 2023; diffusers' `--noise_offset`).
+   * N(0, noiseOffset²) on top of N(0, I) (Guttenberg 2023; diffusers' `--noise_offset`). Meant for styles whose
+   * whole background is one dark or saturated colour: with ᾱ_T = 0.0047 the start of sampling still carries the
+   * noise's channel means as "signal" (spread 1/16 on a 16×16 latent), which a model trained on zero-mean noise
+   * follows. On the benchmark's styles it did not help reliably (blueprint 9 → 13 of 16, mosaic 6 → 5 of 16;
+   * bench/results/plasticity/README.md), hence off.
    */
   noiseOffset: number;
   /** Samples of the task's own loss for the EWC Fisher (default 16). */
