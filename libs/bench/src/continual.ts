@@ -255,6 +255,19 @@ function methodSettings(config: Pick<ContinualConfig, 'learn' | 'weights'>, meth
   return settingsUsedBy(method, config.learn, config.weights);
 }
 
+/**
+ * A method's stored settings as the code of their time meant them: settings and components added since were
+ * absent from the files, and had then the value written here (every method trained on zero-mean noise; files
+ * from before components were recorded had the method's components with no token kept apart).
+ */
+function withLegacyDefaults(stored: MethodSettings, now: MethodSettings): MethodSettings {
+  return {
+    learn: { noiseOffset: 0, ...stored.learn },
+    weights: stored.weights,
+    components: stored.components ?? { ...now.components, tokenOrthogonal: false },
+  };
+}
+
 /** Keys (of either object) whose values differ, each prefixed (`learn.lr`). */
 function differingKeys(a: object, b: object, prefix = ''): string[] {
   const av = a as Record<string, unknown>;
@@ -469,15 +482,11 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
   }
   const conflicts: Array<{ method: MethodName; diff: string[] }> = [];
   for (const m of config.methods) {
-    const before = readJson<MethodSettings>(methodSettingsFile(workDir, m));
+    const saved = readJson<MethodSettings>(methodSettingsFile(workDir, m));
+    if (!saved) continue;
     const now = methodSettings(config, m);
-    // settings files from before components were recorded: every method's components then lacked tokenOrthogonal
-    const beforeComponents = before?.components ?? { ...now.components, tokenOrthogonal: false };
-    // and before noiseOffset existed, every method trained on zero-mean noise
-    const beforeLearn = before ? { noiseOffset: 0, ...before.learn } : undefined;
-    const diff = before
-      ? [...differingKeys(beforeLearn!, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.'), ...differingKeys(beforeComponents, now.components, 'components.')]
-      : [];
+    const before = withLegacyDefaults(saved, now);
+    const diff = [...differingKeys(before.learn, now.learn, 'learn.'), ...differingKeys(before.weights, now.weights, 'weights.'), ...differingKeys(before.components, now.components, 'components.')];
     if (diff.length) conflicts.push({ method: m, diff });
   }
   if (conflicts.length) {

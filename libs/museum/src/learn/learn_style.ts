@@ -45,9 +45,9 @@ import {
   groupEarlierUpdates,
   predictCleanLatent,
   stackEarlierUpdates,
-  trainingNoise,
   stackedInputSubspaceRegularization,
   styleDistillationLoss,
+  trainingNoise,
   weightRegularization,
 } from './losses';
 import { LoraFactors, denseUpdate, disposeFactors, factorsFromStateDict, lowRankDifference } from './lora_math';
