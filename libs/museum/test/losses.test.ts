@@ -10,6 +10,7 @@ import {
   lowRankDifference,
   lowRankInner,
   predictCleanLatent,
+  stackEarlierInputSubspaces,
   stackEarlierUpdates,
   stackedInputSubspaceRegularization,
   styleDistillationLoss,
@@ -96,7 +97,8 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
   const n = 6;
   it('is zero for orthogonal input directions and grows to 1 as they align (cos² for rank 1), whatever the outputs do', () => {
     const earlierUpdate: LowRank = { P: col(n, 0), Q: row(n, 0) };
-    const earlier = new Map([['layer', stackEarlierUpdates([earlierUpdate])]]);
+    const earlier = new Map([['layer', stackEarlierInputSubspaces([earlierUpdate])]]);
+    const earlierCosine = new Map([['layer', stackEarlierUpdates([earlierUpdate])]]);
     const regFor = (theta: number, outputIndex: number) => {
       // ΔW_t = (cosθ e0 + sinθ e1) ⊗ f_out: reads input direction at angle θ to the earlier one's
       const P = tf.tidy(() => tf.add(col(n, 0, Math.cos(theta)), col(n, 1, Math.sin(theta)))) as tf.Tensor2D;
@@ -114,9 +116,9 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     expect(regFor(0, 3)).toBeCloseTo(1, 4);
     const Pt = col(n, 0);
     const Qt = row(n, 3);
-    expect(val(weightRegularization(new Map([['layer', { P: Pt, Q: Qt }]]), earlier))).toBeCloseTo(0, 6);
+    expect(val(weightRegularization(new Map([['layer', { P: Pt, Q: Qt }]]), earlierCosine))).toBeCloseTo(0, 6);
     tf.dispose([Pt, Qt, earlierUpdate.P, earlierUpdate.Q]);
-    for (const e of earlier.values()) disposeEarlierUpdates(e);
+    for (const e of [...earlier.values(), ...earlierCosine.values()]) disposeEarlierUpdates(e);
   });
 
   it('equals ⟨G_t, G_s⟩ / (‖G_t‖‖G_s‖) of the dense updates, summed over earlier styles and averaged over layers', () => {
@@ -131,7 +133,7 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
       expected += val(tf.div(tf.sum(tf.mul(gt, gs)), tf.mul(tf.norm(gt), tf.norm(gs))));
       gs.dispose();
     }
-    const two = stackEarlierUpdates(ups);
+    const two = stackEarlierInputSubspaces(ups);
     // layer b has no earlier update: it does not count in the average
     const got = val(inputSubspaceRegularization(new Map([['a', cur], ['b', cur]]), new Map([['a', two]])));
     expect(got).toBeCloseTo(expected, 4);
@@ -154,7 +156,7 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     const gram = (u: LowRank) => tf.tidy(() => { const w = tf.matMul(u.P, u.Q); return tf.matMul(w, w, false, true); });
     const [gt, gs] = [gram(cur), gram(earlierUpdate)];
     const expected = val(tf.div(tf.sum(tf.mul(gt, gs)), tf.mul(tf.norm(gt), tf.norm(gs))));
-    const earlier = stackEarlierUpdates([earlierUpdate]);
+    const earlier = stackEarlierInputSubspaces([earlierUpdate]);
     const got = val(inputSubspaceRegularization(new Map([['layer', cur]]), new Map([['layer', earlier]])));
     expect(Number.isFinite(got)).toBe(true);
     expect(got).toBeCloseTo(expected, 4);
@@ -173,7 +175,7 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
       P: rnd([inDim, 3], 10 * i + 5),
       Q: rnd([3, outDim], 10 * i + 6),
     }));
-    const earlier = new Map(layers.map((l) => [l.key, stackEarlierUpdates(l.ups)]));
+    const earlier = new Map(layers.map((l) => [l.key, stackEarlierInputSubspaces(l.ups)]));
     const groups = groupEarlierUpdates(earlier);
     expect(groups.map((g) => g.keys)).toEqual([['a', 'c'], ['b', 'd']]);
     const gram = (P: tf.Tensor, Q: tf.Tensor) => { const w = tf.matMul(P, Q); return tf.matMul(w, w, false, true); };

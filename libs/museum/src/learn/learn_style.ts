@@ -33,6 +33,7 @@ import type { LoraConfigRecord, StyleEmbedding, StyleRecord, VersionManifest } f
 import type { LoadedVersion, Museum, TensorFile } from '../store/museum';
 import { StyleImageInput, prepareImages } from './images';
 import {
+  EarlierInputSubspaces,
   EarlierUpdateGroup,
   EarlierUpdates,
   LowRank,
@@ -44,6 +45,7 @@ import {
   featureRegularization,
   groupEarlierUpdates,
   predictCleanLatent,
+  stackEarlierInputSubspaces,
   stackEarlierUpdates,
   stackedInputSubspaceRegularization,
   styleDistillationLoss,
@@ -202,8 +204,9 @@ class StyleLearningRun {
   private stats: DecoderStyleStatistics | null = null;
   private targets: StyleTarget[] = [];
   private prevFactors = new Map<string, LoraFactors>();
+  /** cosine form: the earlier styles' updates per layer. */
   private earlier = new Map<string, EarlierUpdates>();
-  /** input-subspace form: `earlier` grouped by layer shape, with the previous version's factors stacked alike. */
+  /** input-subspace form: the earlier updates grouped by layer shape, with the previous version's factors stacked alike. */
   private earlierGroups: Array<EarlierUpdateGroup & { prevP: tf.Tensor3D; prevQ: tf.Tensor3D; scale: number }> = [];
   private cloraMasks = new Map<string, tf.Tensor2D>();
   private prevDense = new Map<string, tf.Tensor2D>();
@@ -504,15 +507,17 @@ class StyleLearningRun {
     } finally {
       if (before) disposeFactors(before);
     }
+    // each form's constants only: the input-subspace form reads them grouped by layer shape
+    const subspaces = new Map<string, EarlierInputSubspaces>();
     for (const [path, list] of perLayer) {
-      this.earlier.set(path, stackEarlierUpdates(list));
+      if (this.settings.weightRegForm === 'input-subspace') subspaces.set(path, stackEarlierInputSubspaces(list));
+      else this.earlier.set(path, stackEarlierUpdates(list));
       for (const u of list) tf.dispose([u.P, u.Q]);
     }
-    if (lowRank && this.settings.weightRegForm === 'input-subspace') {
-      this.groupEarlierUpdates();
-      // the stacked copies are all the input-subspace form reads
-      for (const e of this.earlier.values()) disposeEarlierUpdates(e);
-      this.earlier.clear();
+    try {
+      if (subspaces.size > 0) this.groupEarlierUpdates(subspaces);
+    } finally {
+      for (const e of subspaces.values()) disposeEarlierUpdates(e);
     }
     for (const [path, m] of masks) {
       // normalised to mean 1 so that λ does not depend on how large earlier updates were
@@ -521,9 +526,9 @@ class StyleLearningRun {
     }
   }
 
-  /** Stack `earlier` by layer shape, with −s·A_{t−1} and B_{t−1} of the same layers (see `stackedUpdates`). */
-  private groupEarlierUpdates(): void {
-    for (const g of groupEarlierUpdates(this.earlier)) {
+  /** Stack `subspaces` by layer shape, with −s·A_{t−1} and B_{t−1} of the same layers (see `stackedUpdates`). */
+  private groupEarlierUpdates(subspaces: Map<string, EarlierInputSubspaces>): void {
+    for (const g of groupEarlierUpdates(subspaces)) {
       const prev = g.keys.map((k) => this.prevFactors.get(k));
       const scale = this.lora!.adapters.get(g.keys[0])?.scale;
       if (prev.some((f) => !f) || scale === undefined || g.keys.some((k) => this.lora!.adapters.get(k)?.scale !== scale)) {

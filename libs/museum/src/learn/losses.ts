@@ -78,23 +78,32 @@ export function lowRankInner(a: LowRank, b: LowRank): tf.Scalar {
 }
 
 /**
- * The earlier styles' updates of one adapted layer, stacked for one pass: R = [R_1 … R_n] [in, K],
- * S = [S_1; …; S_n] [K, out], `segments` [K, n] one-hot (which style each of the K columns belongs to),
- * `norms2` [n] = ‖R_s S_s‖²_F; for the input-subspace form, `Rt` [in, K] = [R_1 L_1 … R_n L_n] with L_s a square root
- * of S_s S_sᵀ (L_s L_sᵀ = S_s S_sᵀ, [k_s, k_s]) and `gramNorms` [n] =
- * ‖G_s‖_F with G_s = ΔW_s ΔW_sᵀ the update's Gram over input dimensions.
+ * The earlier styles' updates of one adapted layer, stacked for one pass of the cosine form: R = [R_1 … R_n]
+ * [in, K], S = [S_1; …; S_n] [K, out], `segments` [K, n] one-hot (which style each of the K columns belongs to),
+ * `norms2` [n] = ‖R_s S_s‖²_F.
  */
 export interface EarlierUpdates {
   R: tf.Tensor2D;
   S: tf.Tensor2D;
   segments: tf.Tensor2D;
   norms2: tf.Tensor1D;
-  Rt: tf.Tensor2D;
-  gramNorms: tf.Tensor1D;
 }
 
-export function disposeEarlierUpdates(e: EarlierUpdates): void {
-  tf.dispose([e.R, e.S, e.segments, e.norms2, e.Rt, e.gramNorms]);
+/**
+ * The same updates as the input-subspace form reads them: `Rt` [in, K] = [R_1 L_1 … R_n L_n] with L_s a square
+ * root of S_s S_sᵀ (L_s L_sᵀ = S_s S_sᵀ, [k_s, k_s]), `segments` as above, `gramNorms` [n] = ‖G_s‖_F with
+ * G_s = ΔW_s ΔW_sᵀ the update's Gram over input dimensions, `outputs` the layer's output width.
+ */
+export interface EarlierInputSubspaces {
+  Rt: tf.Tensor2D;
+  segments: tf.Tensor2D;
+  gramNorms: tf.Tensor1D;
+  outputs: number;
+}
+
+export function disposeEarlierUpdates(e: EarlierUpdates | EarlierInputSubspaces): void {
+  if ('R' in e) tf.dispose([e.R, e.S, e.segments, e.norms2]);
+  else tf.dispose([e.Rt, e.segments, e.gramNorms]);
 }
 
 /**
@@ -143,28 +152,39 @@ function gramSquareRoot(S: tf.Tensor2D): tf.Tensor2D {
   return tf.tensor2d(L, [k, k]);
 }
 
+/** [K, n] one-hot: which of the n updates each of the K = Σ k_s stacked columns belongs to. */
+function segmentsOf(updates: LowRank[]): tf.Tensor2D {
+  const ks = updates.map((u) => u.P.shape[1]);
+  const K = ks.reduce((a, b) => a + b, 0);
+  const seg = new Float32Array(K * updates.length);
+  let row = 0;
+  ks.forEach((k, s) => {
+    for (let i = 0; i < k; i++) seg[(row + i) * updates.length + s] = 1;
+    row += k;
+  });
+  return tf.tensor2d(seg, [K, updates.length]);
+}
+
 /** Stack a layer's earlier updates (each R_s S_s) for `weightRegularization`; the caller owns the result. */
 export function stackEarlierUpdates(updates: LowRank[]): EarlierUpdates {
-  return tf.tidy(() => {
-    const ks = updates.map((u) => u.P.shape[1]);
-    const K = ks.reduce((a, b) => a + b, 0);
-    const seg = new Float32Array(K * updates.length);
-    let row = 0;
-    ks.forEach((k, s) => {
-      for (let i = 0; i < k; i++) seg[(row + i) * updates.length + s] = 1;
-      row += k;
-    });
-    const segments = tf.tensor2d(seg, [K, updates.length]);
-    const S = tf.concat(updates.map((u) => u.Q), 0) as tf.Tensor2D;
-    return {
-      R: tf.concat(updates.map((u) => u.P), 1) as tf.Tensor2D,
-      S,
-      segments,
-      norms2: tf.stack(updates.map((u) => lowRankInner(u, u))) as tf.Tensor1D,
+  return tf.tidy(() => ({
+    R: tf.concat(updates.map((u) => u.P), 1) as tf.Tensor2D,
+    S: tf.concat(updates.map((u) => u.Q), 0) as tf.Tensor2D,
+    segments: segmentsOf(updates),
+    norms2: tf.stack(updates.map((u) => lowRankInner(u, u))) as tf.Tensor1D,
+  }));
+}
+
+/** Stack a layer's earlier updates for `inputSubspaceRegularization`; the caller owns the result. */
+export function stackEarlierInputSubspaces(updates: LowRank[]): EarlierInputSubspaces {
+  return {
+    ...tf.tidy(() => ({
       Rt: tf.concat(updates.map((u) => tf.matMul(u.P, gramSquareRoot(u.Q))), 1) as tf.Tensor2D,
+      segments: segmentsOf(updates),
       gramNorms: tf.stack(updates.map((u) => inputGramNorm(u))) as tf.Tensor1D,
-    };
-  });
+    })),
+    outputs: updates[0].Q.shape[1],
+  };
 }
 
 /**
@@ -213,7 +233,7 @@ function meanOverLayers(current: Map<string, LowRank>, earlier: Map<string, Earl
  * update's directions with its weighting (for rank 1: cos² of the two input directions). Low-rank throughout:
  * ⟨G_t, G_s⟩ = ‖ΔW_sᵀ ΔW_t‖² = ‖L_sᵀ R_sᵀ ΔW_t‖² (L_s L_sᵀ = S_s S_sᵀ). δ as in `weightRegularization`.
  */
-export function inputSubspaceRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierUpdates>, delta = 1e-6): tf.Scalar {
+export function inputSubspaceRegularization(current: Map<string, LowRank>, earlier: Map<string, EarlierInputSubspaces>, delta = 1e-6): tf.Scalar {
   const keys = [...current.keys()].filter((k) => earlier.has(k));
   const groups = groupEarlierUpdates(new Map(keys.map((k) => [k, earlier.get(k)!])));
   try {
@@ -233,7 +253,7 @@ export function inputSubspaceRegularization(current: Map<string, LowRank>, earli
  */
 export interface EarlierUpdateGroup {
   keys: string[];
-  /** [G, in, K], [K, n] (the same for every layer of the group), [G, n]: as in EarlierUpdates. */
+  /** [G, in, K], [K, n] (the same for every layer of the group), [G, n]: as in EarlierInputSubspaces. */
   Rt: tf.Tensor3D;
   segments: tf.Tensor2D;
   gramNorms: tf.Tensor2D;
@@ -244,10 +264,10 @@ export function disposeEarlierUpdateGroup(g: EarlierUpdateGroup): void {
 }
 
 /** Group layers by [in, K, out] and by which earlier style each of the K columns belongs to; new tensors. */
-export function groupEarlierUpdates(earlier: Map<string, EarlierUpdates>): EarlierUpdateGroup[] {
+export function groupEarlierUpdates(earlier: Map<string, EarlierInputSubspaces>): EarlierUpdateGroup[] {
   const byKey = new Map<string, string[]>();
   for (const [key, e] of earlier) {
-    const sig = `${e.R.shape.join('x')}:${e.S.shape[1]}:${Array.from(e.segments.dataSync()).join('')}`;
+    const sig = `${e.Rt.shape.join('x')}:${e.outputs}:${Array.from(e.segments.dataSync()).join('')}`;
     byKey.set(sig, [...(byKey.get(sig) ?? []), key]);
   }
   return [...byKey.values()].map((keys) =>
