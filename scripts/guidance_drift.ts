@@ -37,9 +37,9 @@ async function main(): Promise<void> {
     const resolved = runtime.resolvePrompt(v, prompts[0]);
     const emb = runtime.encodePrompt(v, prompts, '');
     const sums = { cond: 0, uncond: 0, base: 0, baseU: 0, kept: 0, moved: 0 };
+    const withLora = runtime.unetFor(v, resolved.adapter);
+    const base = runtime.unetFor(v, null);
     for (const { t, x } of inputs) {
-      const withLora = runtime.unetFor(v, resolved.adapter);
-      const base = runtime.unetFor(v, null);
       const r = tf.tidy(() => {
         const [c1, u1] = [withLora.forward(x, t, emb.embeddings), withLora.forward(x, t, emb.negativeEmbeddings)];
         const [c0, u0] = [base.forward(x, t, emb.embeddings), base.forward(x, t, emb.negativeEmbeddings)];
