@@ -257,12 +257,15 @@ function methodSettings(config: Pick<ContinualConfig, 'learn' | 'weights'>, meth
 
 /**
  * A method's stored settings as the code of their time meant them: settings and components added since were
- * absent from the files, and had then the value written here (every method trained on zero-mean noise; files
- * from before components were recorded had the method's components with no token kept apart).
+ * absent from the files, and had then the value written here (every method trained on zero-mean noise; the
+ * feature regularization drew the empty prompt uniformly with earlier styles; files from before components were
+ * recorded had the method's components with no token kept apart).
  */
 function withLegacyDefaults(stored: MethodSettings, now: MethodSettings): MethodSettings {
+  // featRegEmptyShare came later; a method with feature regularization drew the empty prompt uniformly then
+  const emptyShare = stored.learn.featRegBatch !== undefined ? { featRegEmptyShare: 'uniform' as const } : {};
   return {
-    learn: { noiseOffset: 0, ...stored.learn },
+    learn: { noiseOffset: 0, ...emptyShare, ...stored.learn },
     weights: stored.weights,
     components: stored.components ?? { ...now.components, tokenOrthogonal: false },
   };

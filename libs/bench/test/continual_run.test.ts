@@ -159,6 +159,15 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   fs.writeFileSync(settingsFile, JSON.stringify({ ...stored, learn: learnWithoutOffset }));
   await expect(runContinualBench({ ...opts, learn: { ...opts.learn, noiseOffset: 0.1 } })).rejects.toThrow(/museummaker \(differs in: learn\.noiseOffset\)/);
   fs.writeFileSync(settingsFile, JSON.stringify(stored));
+  // one from before featRegEmptyShare existed drew the empty prompt uniformly with the earlier styles
+  const { featRegEmptyShare: _share, ...learnWithoutShare } = stored.learn;
+  expect(stored.learn.featRegEmptyShare).toBe('uniform');
+  fs.writeFileSync(settingsFile, JSON.stringify({ ...stored, learn: learnWithoutShare }));
+  const uniform: ContinualEvent[] = [];
+  await runContinualBench({ ...opts, onEvent: (e) => uniform.push(e) });
+  expect(uniform.map((e) => e.phase)).toEqual(['cached', 'cached']);
+  await expect(runContinualBench({ ...opts, learn: { ...opts.learn, featRegEmptyShare: 0.5 } })).rejects.toThrow(/museummaker \(differs in: learn\.featRegEmptyShare\)/);
+  fs.writeFileSync(settingsFile, JSON.stringify(stored));
 });
 
 test('settings are held per method: a baseline resumes when only MuseumMaker’s settings change; --redo relearns one method', async () => {

@@ -80,6 +80,15 @@ describe('LoRA', () => {
     expect(cross.every((p) => /\.attn2\.(to_q|to_k|to_v|to_out\.0)$/.test(p))).toBe(true);
     expect(self.every((p) => /\.attn1\./.test(p))).toBe(true);
     expect(loraTargetPaths(unet, 'all-attention').sort()).toEqual([...cross, ...self].sort());
+    // attention-ff: the same projections plus each transformer block's feed-forward (GEGLU projection and output)
+    const ff = loraTargetPaths(unet, 'attention-ff').filter((p) => !/\.attn[12]\./.test(p));
+    expect(loraTargetPaths(unet, 'attention-ff').filter((p) => /\.attn[12]\./.test(p)).sort()).toEqual([...cross, ...self].sort());
+    expect(ff.length).toBe(4 * 2);
+    expect(ff.every((p) => /\.transformer_blocks\.0\.ff\.net\.(0\.proj|2)$/.test(p))).toBe(true);
+    const ffSet = injectLora(unet, { rank: 2, targets: 'attention-ff', apply: false });
+    const geglu = ffSet.adapters.get('mid_block.attentions.0.transformer_blocks.0.ff.net.0.proj')!;
+    expect(geglu.up.shape[1]).toBe(2 * geglu.down.shape[0] * 4); // GEGLU projects dim → 2 × (4 · dim): value and gate
+    ffSet.dispose();
     expect(loraTargetPaths(unet, /^mid_block\..*attn2$/, ['to_k', 'to_v'])).toEqual([
       'mid_block.attentions.0.transformer_blocks.0.attn2.to_k',
       'mid_block.attentions.0.transformer_blocks.0.attn2.to_v',

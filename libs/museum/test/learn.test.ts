@@ -206,6 +206,39 @@ describe('learnStyle (tiny models)', () => {
     expect(bad.latestVersion()).toBe(0);
   });
 
+  it('featRegEmptyShare sets the share of feature-regularization prompts that are the empty prompt', async () => {
+    const museum = newMuseum('empty-share');
+    await learnStyle(museum, 'alpha', randomImages(2, 1), { ...QUICK, models });
+    // the prompts the feature regularization encodes, seen at the tokenizer (captions are encoded once, before them)
+    const featPrompts = async (name: string, featRegEmptyShare: number | 'uniform', steps = 24) => {
+      const seen: string[][] = [];
+      const tokenizer = models.tokenizer;
+      const encodeBatch = tokenizer.encodeBatch;
+      tokenizer.encodeBatch = (texts, o) => (seen.push(texts), encodeBatch.call(tokenizer, texts, o));
+      try {
+        const r = await learnStyle(museum, name, randomImages(2, 2), { ...QUICK, models, steps, featRegEmptyShare });
+        expect(r.style.settings).toMatchObject({ featRegEmptyShare });
+      } finally {
+        tokenizer.encodeBatch = encodeBatch;
+      }
+      return seen.slice(1).flat();
+    };
+    const all = await featPrompts('beta', 1);
+    expect(all).toHaveLength(24);
+    expect(all.every((t) => t === '')).toBe(true);
+    const none = await featPrompts('gamma', 0);
+    expect(none.some((t) => t === '')).toBe(false);
+    expect(none.some((t) => t.includes('<alpha>'))).toBe(true);
+    // uniform over the base model and three earlier styles, the base half of the time empty: 1/8 of the prompts
+    const uniform = await featPrompts('delta', 'uniform', 48);
+    expect(uniform).toHaveLength(48);
+    expect(uniform.filter((t) => t === '').length).toBeGreaterThan(0);
+    expect(uniform.filter((t) => t === '').length).toBeLessThan(16);
+    await expect(learnStyle(museum, 'epsilon', randomImages(2, 3), { ...QUICK, models, featRegEmptyShare: 1.5 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/featRegEmptyShare/) });
+    await expect(learnStyle(museum, 'epsilon', randomImages(2, 3), { ...QUICK, models, featRegEmptyShare: 'often' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(museum.latestVersion()).toBe(4);
+  });
+
   it("keeps a learned token row within the vocabulary's largest norm (tokenNormCap), and only with the cap", async () => {
     const largest = tf.tidy(() => tf.max(tf.norm(models.textEncoder.embeddings.token_embedding.weight.value, 'euclidean', 1)).dataSync()[0]);
     const rowNorm = (museum: ReturnType<typeof newMuseum>, token: string) => {

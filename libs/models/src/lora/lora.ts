@@ -4,14 +4,23 @@ import { Linear, LoraWeights } from '../nn/layers';
 import { Attention } from '../blocks/attention';
 
 /**
- * Which attention layers get adapters: the UNet's cross-attention (`attn2`, queries from the image, keys/values
- * from the text), its self-attention (`attn1`; also CLIP's `self_attn` and the VAE's mid-block attention), both,
- * or the attention modules whose dotted path matches a RegExp (e.g. /self_attn$/ for the text encoder).
+ * Which layers get adapters: the UNet's cross-attention (`attn2`, queries from the image, keys/values from the
+ * text), its self-attention (`attn1`; also CLIP's `self_attn` and the VAE's mid-block attention), both, both plus
+ * the transformer blocks' feed-forward (`attention-ff`: `ff.net.0.proj`, `ff.net.2`, the per-position MLP that
+ * kohya-style LoRAs also adapt), or the attention modules whose dotted path matches a RegExp (e.g. /self_attn$/
+ * for the text encoder).
  */
-export type LoraTargets = 'cross-attention' | 'self-attention' | 'all-attention' | RegExp;
+export type LoraTargets = 'cross-attention' | 'self-attention' | 'all-attention' | 'attention-ff' | RegExp;
 
 /** The UNet/VAE attention projections (diffusers names). */
 export const ATTENTION_LORA_PROJECTIONS: readonly string[] = ['to_q', 'to_k', 'to_v', 'to_out.0'];
+/** The feed-forward Linears of a diffusers BasicTransformerBlock (GEGLU's projection and the output). */
+export const FEED_FORWARD_LORA_PROJECTIONS: readonly string[] = ['ff.net.0.proj', 'ff.net.2'];
+
+/** The projections a target kind adapts by default. */
+export function defaultLoraProjections(targets: LoraTargets): readonly string[] {
+  return targets === 'attention-ff' ? [...ATTENTION_LORA_PROJECTIONS, ...FEED_FORWARD_LORA_PROJECTIONS] : ATTENTION_LORA_PROJECTIONS;
+}
 /** The CLIP text encoder's attention projections (transformers names). */
 export const CLIP_LORA_PROJECTIONS: readonly string[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj'];
 
@@ -20,7 +29,7 @@ export interface InjectLoraOptions {
   /** LoRA alpha; the update is scaled by alpha / rank (default alpha = rank, i.e. scale 1). */
   alpha?: number;
   targets: LoraTargets;
-  /** Names of the Linear children of each target attention module (default: to_q, to_k, to_v, to_out.0). */
+  /** Names of the adapted Linears under each target module (default: `defaultLoraProjections(targets)`). */
   projections?: readonly string[];
   /** Name of the adapter set (a style, a task, …). */
   name?: string;
@@ -66,20 +75,21 @@ function moduleMap(model: Module): Map<string, Module> {
   return new Map(model.namedModules());
 }
 
-function matchesTarget(targets: LoraTargets, parentPath: string, parent: Module | undefined): boolean {
+function matchesTarget(targets: LoraTargets, parentPath: string, parent: Module | undefined, projection: string): boolean {
   if (targets instanceof RegExp) return targets.test(parentPath);
+  if (targets === 'attention-ff' && FEED_FORWARD_LORA_PROJECTIONS.includes(projection)) return true;
   const clipSelf = /(^|\.)self_attn$/.test(parentPath);
   const isAttn = parent instanceof Attention;
   const cross = isAttn && (parent as Attention).isCrossAttention;
   const self = (isAttn && !cross) || clipSelf;
   if (targets === 'cross-attention') return cross;
   if (targets === 'self-attention') return self;
-  if (targets === 'all-attention') return cross || self;
+  if (targets === 'all-attention' || targets === 'attention-ff') return cross || self;
   throw new Error(`unknown LoRA targets '${String(targets)}'`);
 }
 
 /** The dotted paths of the Linear layers `injectLora` would adapt, in model order. */
-export function loraTargetPaths(model: Module, targets: LoraTargets, projections: readonly string[] = ATTENTION_LORA_PROJECTIONS): string[] {
+export function loraTargetPaths(model: Module, targets: LoraTargets, projections: readonly string[] = defaultLoraProjections(targets)): string[] {
   const modules = moduleMap(model);
   const out: string[] = [];
   for (const [path, m] of modules) {
@@ -87,7 +97,7 @@ export function loraTargetPaths(model: Module, targets: LoraTargets, projections
     const proj = projections.find((p) => path === p || path.endsWith(`.${p}`));
     if (!proj) continue;
     const parentPath = path === proj ? '' : path.slice(0, path.length - proj.length - 1);
-    if (matchesTarget(targets, parentPath, modules.get(parentPath))) out.push(path);
+    if (matchesTarget(targets, parentPath, modules.get(parentPath), proj)) out.push(path);
   }
   return out;
 }
@@ -98,8 +108,9 @@ export function loraTargetPaths(model: Module, targets: LoraTargets, projections
  */
 export function injectLora(model: Module, o: InjectLoraOptions): LoraAdapterSet {
   if (!Number.isInteger(o.rank) || o.rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${o.rank}`);
-  const paths = loraTargetPaths(model, o.targets, o.projections ?? ATTENTION_LORA_PROJECTIONS);
-  if (paths.length === 0) throw new Error(`injectLora: no Linear layer matches targets ${String(o.targets)} with projections ${(o.projections ?? ATTENTION_LORA_PROJECTIONS).join(', ')}`);
+  const projections = o.projections ?? defaultLoraProjections(o.targets);
+  const paths = loraTargetPaths(model, o.targets, projections);
+  if (paths.length === 0) throw new Error(`injectLora: no Linear layer matches targets ${String(o.targets)} with projections ${projections.join(', ')}`);
   const set = new LoraAdapterSet(o.name ?? 'lora', o.rank, o.alpha ?? o.rank);
   const modules = moduleMap(model);
   const r = o.rank;

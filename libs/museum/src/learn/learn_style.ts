@@ -23,7 +23,7 @@ import {
   loraFromStateDict,
   loraStateDict,
   seedInit,
-  ATTENTION_LORA_PROJECTIONS,
+  defaultLoraProjections,
 } from '@museum/models';
 import { AdamW, clipGradNorm, warmupCosineLr } from '@museum/training';
 import { COLOURS, Rng, SHAPES, deriveSeed } from '@museum/world';
@@ -75,9 +75,10 @@ function checkOneOf(name: string, v: string, allowed: readonly string[]): void {
   if (!allowed.includes(v)) throw new MuseumError('INVALID_ARGUMENT', `${name} ${v} is not supported (${allowed.join(', ')})`);
 }
 
-function checkNumber(name: string, v: number, lo: number, integer = false): void {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || (integer && !Number.isInteger(v))) {
-    throw new MuseumError('INVALID_ARGUMENT', `${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${lo}, got ${v}`);
+function checkNumber(name: string, v: number, lo: number, integer = false, hi = Infinity): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (integer && !Number.isInteger(v))) {
+    const range = hi === Infinity ? `≥ ${lo}` : `in [${lo}, ${hi}]`;
+    throw new MuseumError('INVALID_ARGUMENT', `${name} must be ${integer ? 'an integer' : 'a number'} ${range}, got ${v}`);
   }
 }
 
@@ -102,10 +103,11 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('featRegReplay', s.featRegReplay, 1, true);
   checkNumber('featRegReplaySteps', s.featRegReplaySteps, 1, true);
   checkOneOf('featRegInputs', s.featRegInputs, ['noise', 'replay']);
+  if (s.featRegEmptyShare !== 'uniform') checkNumber('featRegEmptyShare', s.featRegEmptyShare as number, 0, false, 1);
   checkNumber('noiseOffset', s.noiseOffset, 0);
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
   checkOneOf('weightRegForm', s.weightRegForm, ['cosine', 'input-subspace']);
-  checkOneOf('loraTargets', s.loraTargets, ['cross-attention', 'all-attention', 'self-attention']);
+  checkOneOf('loraTargets', s.loraTargets, ['cross-attention', 'all-attention', 'self-attention', 'attention-ff']);
   if (typeof s.initWord !== 'string' || s.initWord.length === 0) throw new MuseumError('INVALID_ARGUMENT', 'initWord must be a word or "random"');
   // The shared LoRA's shape is the museum's: later styles must keep it.
   const fixed = parent.lora;
@@ -403,7 +405,7 @@ class StyleLearningRun {
   }
 
   private loraConfig(): LoraConfigRecord {
-    return { rank: this.settings.rank, alpha: this.settings.alpha, targets: this.settings.loraTargets, projections: [...ATTENTION_LORA_PROJECTIONS] };
+    return { rank: this.settings.rank, alpha: this.settings.alpha, targets: this.settings.loraTargets, projections: [...defaultLoraProjections(this.settings.loraTargets)] };
   }
 
   private freshLora(): LoraAdapterSet {
@@ -604,7 +606,8 @@ class StyleLearningRun {
     if (!r) return { x: tf.randomNormal([nf, h, w, ch], 0, 1, 'float32', seed), t: tf.tensor1d(ts, 'int32'), ctx: this.encode(this.featPrompts(nf)) };
     const pick = ts.map(() => this.rng.int(0, r.latents.shape[0] - 1));
     // a replayed latent is judged under its own prompt or, as often, the empty prompt: guidance uses both branches
-    const uncond = ts.map(() => this.rng.bool(0.5));
+    const share = this.settings.featRegEmptyShare;
+    const uncond = ts.map(() => this.rng.bool(share === 'uniform' ? 0.5 : share));
     return tf.tidy(() => {
       const x0 = tf.gather(r.latents, pick);
       const x = this.scheduler.addNoise(x0, tf.randomNormal([nf, h, w, ch], 0, 1, 'float32', seed), ts);
@@ -615,10 +618,12 @@ class StyleLearningRun {
 
   /** The featreg prompts of one step: `a {colour} {shape} in <s>` over earlier styles, or base prompts. */
   private featPrompts(n: number): string[] {
+    const share = this.settings.featRegEmptyShare;
     return Array.from({ length: n }, () => {
+      if (share !== 'uniform' && this.rng.bool(share)) return '';
       const s = this.rng.pick(this.featStyles);
       const content = `a ${this.rng.pick(COLOURS)} ${this.rng.pick(SHAPES)}`;
-      if (!s) return this.rng.bool(0.5) ? '' : content;
+      if (!s) return share === 'uniform' && this.rng.bool(0.5) ? '' : content;
       return textFor(`${content} in ${s.token}`, s);
     });
   }

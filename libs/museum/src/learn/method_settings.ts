@@ -33,7 +33,7 @@ export function settingsUsedBy(method: MethodName, learn: LearnSettings, weights
   if (spec.lora === 'joint') keys.push('jointScaleSteps');
   if (c.sdl) keys.push('sdlTemperature', 'sdlUpBlocks');
   if (c.weightReg) keys.push('weightRegForm');
-  if (c.featReg) keys.push('featRegBatch', 'featRegInputs', 'featRegReplay', 'featRegReplaySteps');
+  if (c.featReg) keys.push('featRegBatch', 'featRegInputs', 'featRegEmptyShare', 'featRegReplay', 'featRegReplaySteps');
   if (c.ewc) keys.push('ewcFisherSamples');
   const weightKeys: Array<keyof LossWeights> = ['diffusion', ...(['sdl', 'weightReg', 'featReg', 'clora', 'ewc'] as const).filter((k) => c[k])];
   const pick = <T extends object, K extends keyof T>(from: T, ks: K[]): Partial<T> => Object.fromEntries(ks.map((k) => [k, from[k]])) as unknown as Partial<T>;

@@ -34,7 +34,7 @@ export interface FileRef {
 export interface LoraConfigRecord {
   rank: number;
   alpha: number;
-  targets: 'cross-attention' | 'self-attention' | 'all-attention';
+  targets: 'cross-attention' | 'self-attention' | 'all-attention' | 'attention-ff';
   projections: string[];
 }
 
