@@ -32,6 +32,9 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** Settings that take a number or a word (`featRegEmptyShare=0.5` or `=uniform`). */
+const NUMBER_OR_WORD: ReadonlySet<string> = new Set(['featRegEmptyShare']);
+
 /**
  * Parse `key=value` pairs (`lr=3e-3`, `loraTargets=all-attention`, `weights.sdl=1`) against the library's
  * defaults: an unknown key or a value of the wrong type is refused with the list of what exists.
@@ -59,6 +62,8 @@ export function learnOverrides(pairs: readonly string[] = []): LearnOverrides {
     if (typeof def === 'number') {
       value = Number(raw);
       if (raw === '' || !Number.isFinite(value as number)) throw new InvalidArgumentError(`--set ${key} must be a number, got '${raw}'`);
+    } else if (typeof def === 'string' && NUMBER_OR_WORD.has(key) && raw !== '' && Number.isFinite(Number(raw))) {
+      value = Number(raw); // a share given as a number instead of its named default
     } else if (typeof def === 'boolean') {
       if (raw !== 'true' && raw !== 'false') throw new InvalidArgumentError(`--set ${key} must be true or false, got '${raw}'`);
       value = raw === 'true';

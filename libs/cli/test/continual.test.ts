@@ -46,4 +46,7 @@ test('--set overrides learning settings and loss weights by their library names,
   expect(() => learnOverrides(['weights.sdl=-1'])).toThrow(/≥ 0/);
   expect(() => learnOverrides(['jointScaleSteps=yes'])).toThrow(/true or false/);
   expect(() => learnOverrides(['lr'])).toThrow(/key=value/);
+  // a share is a number or its named default; a word setting keeps a word
+  expect(learnOverrides(['featRegEmptyShare=0.5', 'initWord=paint']).learn).toEqual({ featRegEmptyShare: 0.5, initWord: 'paint' });
+  expect(learnOverrides(['featRegEmptyShare=uniform']).learn).toEqual({ featRegEmptyShare: 'uniform' });
 });

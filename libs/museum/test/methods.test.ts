@@ -159,6 +159,7 @@ describe('settingsUsedBy: the settings a method reads', () => {
     const choices: Record<string, unknown[]> = {
       weightRegForm: ['cosine', 'input-subspace'],
       featRegInputs: ['noise', 'replay'],
+      featRegEmptyShare: ['uniform', 0.5],
       loraTargets: ['all-attention', 'cross-attention'],
       initWord: ['style', 'random'],
     };

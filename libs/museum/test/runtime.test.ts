@@ -95,6 +95,24 @@ describe('MuseumRuntime', () => {
     expect(await codeOf(runtime.generate(v1, { ...GEN, prompt: 'a red star in <two>' }))).toBe('NOT_FOUND');
   });
 
+  it('serves a shared LoRA that also adapts the feed-forward layers (attention-ff)', async () => {
+    const museum = Museum.create(path.join(root, 'attention-ff'), { base: baseRefFromModules({ unet: models.unet, vae: models.vae, text_encoder: models.textEncoder }) });
+    const imgs = randomImages(2, 70);
+    await learnStyle(museum, 'one', imgs, { ...QUICK, steps: 2, lr: 2e-2, tokenLr: 5e-2, models, loraTargets: 'attention-ff' });
+    tf.dispose(imgs);
+    const lora = museum.manifest(1).lora!;
+    expect(lora.targets).toBe('attention-ff');
+    expect(lora.projections).toEqual(['to_q', 'to_k', 'to_v', 'to_out.0', 'ff.net.0.proj', 'ff.net.2']);
+    const stored = museum.loadVersion(1);
+    const keys = [...stored.lora!.tensors.keys()];
+    stored.dispose();
+    expect(keys.filter((k) => /\.ff\.net\.(0\.proj|2)\.lora_[AB]\.weight$/.test(k))).toHaveLength(4 * 2 * 2); // 4 blocks × 2 layers × A, B
+    const v = runtime.load(museum, 1);
+    const prompt = 'a red star in <one>';
+    expect(values(await runtime.generate(v, { ...GEN, prompt }))).toEqual(await manual(museum, 1, prompt));
+    runtime.unload(v);
+  });
+
   it('serves museums of different methods over one base, each with its own rows for the same token', async () => {
     const mm = runtime.load(museums.museummaker!, 1);
     const ti = runtime.load(museums['textual-inversion']!);
