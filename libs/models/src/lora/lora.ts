@@ -10,7 +10,9 @@ import { Attention } from '../blocks/attention';
  * kohya-style LoRAs also adapt), or the attention modules whose dotted path matches a RegExp (e.g. /self_attn$/
  * for the text encoder).
  */
-export type LoraTargets = 'cross-attention' | 'self-attention' | 'all-attention' | 'attention-ff' | RegExp;
+export const LORA_TARGET_KINDS = ['cross-attention', 'self-attention', 'all-attention', 'attention-ff'] as const;
+export type LoraTargetKind = (typeof LORA_TARGET_KINDS)[number];
+export type LoraTargets = LoraTargetKind | RegExp;
 
 /** The UNet/VAE attention projections (diffusers names). */
 export const ATTENTION_LORA_PROJECTIONS: readonly string[] = ['to_q', 'to_k', 'to_v', 'to_out.0'];

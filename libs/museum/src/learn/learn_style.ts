@@ -24,6 +24,7 @@ import {
   loraStateDict,
   seedInit,
   defaultLoraProjections,
+  LORA_TARGET_KINDS,
 } from '@museum/models';
 import { AdamW, clipGradNorm, warmupCosineLr } from '@museum/training';
 import { COLOURS, Rng, SHAPES, deriveSeed } from '@museum/world';
@@ -107,7 +108,7 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('noiseOffset', s.noiseOffset, 0);
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
   checkOneOf('weightRegForm', s.weightRegForm, ['cosine', 'input-subspace']);
-  checkOneOf('loraTargets', s.loraTargets, ['cross-attention', 'all-attention', 'self-attention', 'attention-ff']);
+  checkOneOf('loraTargets', s.loraTargets, LORA_TARGET_KINDS);
   if (typeof s.initWord !== 'string' || s.initWord.length === 0) throw new MuseumError('INVALID_ARGUMENT', 'initWord must be a word or "random"');
   // The shared LoRA's shape is the museum's: later styles must keep it.
   const fixed = parent.lora;

@@ -1,4 +1,5 @@
 /** Options of `learnStyle`, their defaults (the "full settings") and progress events. */
+import type { LoraTargetKind } from '@museum/models';
 import type { CommitHooks } from '../store/museum';
 import type { StyleModels } from '../models';
 import type { LossComponents, MethodName } from './methods';
@@ -63,7 +64,7 @@ export interface LearnSettings {
    * cross- or self-attention ones, or every attention projection and the transformer blocks' feed-forward
    * (`attention-ff`).
    */
-  loraTargets: 'cross-attention' | 'all-attention' | 'self-attention' | 'attention-ff';
+  loraTargets: LoraTargetKind;
   /** The word whose embedding initialises a new token (default 'style'), or 'random'. */
   initWord: string;
   /** Softmax temperature τ of the SDL (default 1, on per-group standardised statistics). */

@@ -5,7 +5,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Module } from '@museum/models';
+import type { LoraTargetKind, Module } from '@museum/models';
 import { MuseumError } from '../errors';
 import { listFilesRecursive, sha256File } from './fsutil';
 
@@ -34,7 +34,7 @@ export interface FileRef {
 export interface LoraConfigRecord {
   rank: number;
   alpha: number;
-  targets: 'cross-attention' | 'self-attention' | 'all-attention' | 'attention-ff';
+  targets: LoraTargetKind;
   projections: string[];
 }
 
