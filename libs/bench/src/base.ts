@@ -16,7 +16,10 @@ export interface BaseBenchOptions {
   sampler?: SamplerName;
   /** Images per pipeline call. */
   batch?: number;
-  /** Contents per pre-training style for style accuracy (cycled over shapes × colours). */
+  /**
+   * Images per pre-training style for style accuracy (cycled over shapes × colours, seed 1000 + k);
+   * the first n of a larger count are the images of a smaller one.
+   */
   styleSamples?: number;
   onProgress?: (done: number, total: number) => void;
 }
@@ -32,7 +35,7 @@ export interface BaseBenchResult {
   style_confusion: Record<string, Record<string, number>>;
   images: number;
   seconds: number;
-  config: { seeds: number[]; steps: number; guidance: number; sampler: SamplerName };
+  config: { seeds: number[]; steps: number; guidance: number; sampler: SamplerName; style_samples: number };
   /** The first seed's image of every content prompt as a PNG contact sheet (rows: shapes, columns: colours). */
   contactSheetPng?: Buffer;
 }
@@ -69,14 +72,15 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     guidance: options.guidance ?? 7.5,
     sampler: options.sampler ?? ('ddim' as SamplerName),
     batch: options.batch ?? 16,
-    styleSamples: options.styleSamples ?? 32,
   };
+  // As many styled images as unstyled ones unless asked otherwise, so every style is measured as finely as `plain`.
+  const styleSamples = options.styleSamples ?? SHAPES.length * COLOURS.length * o.seeds.length;
   const t0 = Date.now();
   const content: Job[] = [];
   for (const seed of o.seeds) for (const shape of SHAPES) for (const colour of COLOURS) content.push({ prompt: contentPrompt(colour, shape), seed, shape, colour, style: null });
   const styled: Job[] = [];
   for (const style of PRETRAIN_STYLES) {
-    for (let k = 0; k < o.styleSamples; k++) {
+    for (let k = 0; k < styleSamples; k++) {
       const shape = SHAPES[k % SHAPES.length];
       const colour = COLOURS[(k * 3 + Math.floor(k / SHAPES.length)) % COLOURS.length];
       styled.push({ prompt: `${contentPrompt(colour, shape)}, ${style}`, seed: 1000 + k, shape, colour, style });
@@ -138,7 +142,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     style_confusion: styleConfusion,
     images: total,
     seconds: (Date.now() - t0) / 1000,
-    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, sampler: o.sampler },
+    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, sampler: o.sampler, style_samples: styleSamples },
     contactSheetPng,
   };
 }

@@ -35,6 +35,7 @@ interface BaseOpts {
   steps: string;
   guidance: string;
   sampler: SamplerName;
+  styleSamples?: string;
   quick?: boolean;
 }
 
@@ -50,8 +51,11 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'sampler steps', '25')
     .option('--guidance <x>', 'guidance scale', '7.5')
     .option('--sampler <name>', 'ddim, dpmpp-2m or euler-a', 'ddim')
+    .option('--style-samples <n>', 'images per pre-training style (default: as many as the unstyled prompts, 64 contents × seeds)')
     .option('--quick', 'one seed, fewer style samples (for CI)')
     .action(async (o: BaseOpts) => {
+      const styleSamples = o.styleSamples !== undefined ? (intFlag('--style-samples', o.styleSamples) as number) : o.quick ? 8 : undefined;
+      if (styleSamples !== undefined && styleSamples < 1) throw new Error('--style-samples must be at least 1');
       await initBackend();
       const pipe = StableDiffusionPipeline.fromPretrained(path.resolve(o.model ?? atelierDir()));
       const inst = loadInstruments();
@@ -63,7 +67,7 @@ export function registerBench(program: Command): void {
           guidance: Number(o.guidance),
           sampler: o.sampler,
           seeds: o.quick ? [1] : [1, 2],
-          styleSamples: o.quick ? 8 : 32,
+          styleSamples,
           onProgress: (done, total) => {
             if (!started) {
               bar.start(total, 0);
@@ -74,7 +78,7 @@ export function registerBench(program: Command): void {
         });
         bar.stop();
         const { contactSheetPng, ...json } = r;
-        const text = JSON.stringify({ ...json, command: `museum bench base${o.quick ? ' --quick' : ''}`, date: new Date().toISOString() }, null, 2);
+        const text = JSON.stringify({ ...json, command: `museum bench base${o.quick ? ' --quick' : ''}${o.styleSamples !== undefined ? ` --style-samples ${styleSamples}` : ''}`, date: new Date().toISOString() }, null, 2);
         process.stdout.write(text + '\n');
         if (o.json) fs.writeFileSync(o.json, text + '\n');
         if (o.sheet && contactSheetPng) fs.writeFileSync(o.sheet, contactSheetPng);
