@@ -76,7 +76,7 @@ import {
   type Instruments,
 } from '@museum/instruments';
 import { agreement, continualScores, countByShape, labelCounts, type ShapeCounts, type TaskMatrix } from './continual_metrics';
-import { galleryPng, type GalleryBlock } from './gallery';
+import { galleryPng, heatCell, type GalleryBlock } from './gallery';
 
 // ------------------------------------------------------------------------------------------------ configuration
 
@@ -893,6 +893,26 @@ export function continualGalleryPng(workDir: string, result: ContinualBenchResul
     return { title: `${m}  a ${fmt(rep.A, 2)}  f ${fmt(rep.F, 2)}`, rowLabels: [...styles], columnLabels: styles.map((_, t) => `t${t + 1}`), cells };
   });
   return galleryPng(blocks);
+}
+
+/**
+ * The accuracy matrices as one PNG: per method, S[t][s] (style accuracy of style s after task t, in %) coloured
+ * from red (0) to green (100); rows = styles, columns = tasks, so forgetting reads as a row turning red.
+ */
+export function continualMatrixPng(result: ContinualBenchResult, methods: string[] = Object.keys(result.methods), tile = 40): Buffer {
+  const blocks: GalleryBlock[] = methods.map((m) => {
+    const rep = result.methods[m];
+    if (!rep) throw new Error(`no results for method ${m}`);
+    const styles = rep.styles;
+    const cells = styles.map((_, si) => styles.map((__, t) => (si <= t && rep.S[t]?.[si] !== undefined ? heatCell(rep.S[t][si], tile) : null)));
+    return {
+      title: `${m}  a ${fmt(rep.A, 2)}  f ${fmt(rep.F, 2)}  p ${fmt(rep.P, 2)}`,
+      rowLabels: [...styles],
+      columnLabels: styles.map((_, t) => `t${t + 1}`),
+      cells,
+    };
+  });
+  return galleryPng(blocks, { tile, columns: Math.min(4, blocks.length) });
 }
 
 /** How the gallery is laid out (written into the JSON next to it). */

@@ -130,14 +130,20 @@ export interface GalleryOptions {
   textScale?: number;
   /** Space between cells and around the sheet (default 4). */
   pad?: number;
+  /** Blocks side by side before the next row of blocks starts (default 1). */
+  columns?: number;
 }
 
-/** Blocks stacked top to bottom, each: title, column labels, then rows of cells with their label on the left. */
+/**
+ * Blocks laid out `columns` to a row (default 1: stacked top to bottom), each: title, column labels, then rows of
+ * cells with their label on the left.
+ */
 export function drawGallery(blocks: GalleryBlock[], options: GalleryOptions = {}): RgbImage {
   if (blocks.length === 0) throw new Error('drawGallery: no blocks');
   const tile = options.tile ?? 64;
   const scale = options.textScale ?? 2;
   const pad = options.pad ?? 4;
+  const columns = Math.max(1, Math.min(options.columns ?? 1, blocks.length));
   const th = textHeight(scale);
   for (const b of blocks) {
     if (b.cells.length !== b.rowLabels.length) throw new Error(`drawGallery: ${b.cells.length} rows for ${b.rowLabels.length} labels`);
@@ -148,26 +154,53 @@ export function drawGallery(blocks: GalleryBlock[], options: GalleryOptions = {}
   const blockW = (b: GalleryBlock) => Math.max(left + b.columnLabels.length * (tile + pad), pad + textWidth(b.title, scale) + pad);
   // blocks are kept apart by 3 pads below their last row
   const blockH = (b: GalleryBlock) => th + pad + th + pad + b.rowLabels.length * (tile + pad) + 3 * pad;
-  const width = Math.max(...blocks.map(blockW));
-  const height = pad + blocks.reduce((s, b) => s + blockH(b), 0);
+  const gap = 6 * pad; // between blocks side by side
+  const cellW = Math.max(...blocks.map(blockW)) + gap;
+  const rows: GalleryBlock[][] = [];
+  for (let i = 0; i < blocks.length; i += columns) rows.push(blocks.slice(i, i + columns));
+  const rowH = rows.map((r) => Math.max(...r.map(blockH)));
+  const width = columns * cellW - gap;
+  const height = pad + rowH.reduce((s, h) => s + h, 0);
   const img: RgbImage = { rgb: new Uint8Array(width * height * 3).fill(PAPER), width, height };
-  let y = pad;
-  for (const b of blocks) {
-    drawText(img, b.title, pad, y, scale);
-    y += th + pad;
-    b.columnLabels.forEach((l, c) => drawText(img, l, left + c * (tile + pad) + Math.max(0, (tile - textWidth(l, scale)) >> 1), y, scale));
-    y += th + pad;
-    b.rowLabels.forEach((l, r) => {
-      drawText(img, l, pad + labelW - textWidth(l, scale), y + ((tile - th) >> 1), scale);
-      b.cells[r].forEach((cell, c) => {
-        const x = left + c * (tile + pad);
-        if (cell) blit(img, cell, x, y, tile);
-        else fillRect(img, x, y, tile, tile, EMPTY);
+  let top = pad;
+  rows.forEach((r, ri) => {
+    r.forEach((b, ci) => {
+      const x0 = ci * cellW;
+      let y = top;
+      drawText(img, b.title, x0 + pad, y, scale);
+      y += th + pad;
+      b.columnLabels.forEach((l, c) => drawText(img, l, x0 + left + c * (tile + pad) + Math.max(0, (tile - textWidth(l, scale)) >> 1), y, scale));
+      y += th + pad;
+      b.rowLabels.forEach((l, rr) => {
+        drawText(img, l, x0 + pad + labelW - textWidth(l, scale), y + ((tile - th) >> 1), scale);
+        b.cells[rr].forEach((cell, c) => {
+          const x = x0 + left + c * (tile + pad);
+          if (cell) blit(img, cell, x, y, tile);
+          else fillRect(img, x, y, tile, tile, EMPTY);
+        });
+        y += tile + pad;
       });
-      y += tile + pad;
     });
-    y += 3 * pad;
-  }
+    top += rowH[ri];
+  });
+  return img;
+}
+
+/**
+ * A square of `size` pixels coloured by `value` in [0, 1] (red → yellow → green, so a reader sees high and low at
+ * a glance) with the value as a percentage in its middle: a cell of an accuracy matrix.
+ */
+export function heatCell(value: number, size: number, scale = 2): RgbImage {
+  const v = Math.min(1, Math.max(0, value));
+  const lo: readonly number[] = [244, 165, 130];
+  const mid: readonly number[] = [253, 235, 170];
+  const hi: readonly number[] = [120, 198, 121];
+  const [a, b, f] = v < 0.5 ? [lo, mid, v / 0.5] : [mid, hi, (v - 0.5) / 0.5];
+  const colour = [0, 1, 2].map((i) => Math.round(a[i] + (b[i] - a[i]) * f)) as [number, number, number];
+  const img: RgbImage = { rgb: new Uint8Array(size * size * 3), width: size, height: size };
+  fillRect(img, 0, 0, size, size, colour);
+  const label = String(Math.round(v * 100));
+  drawText(img, label, (size - textWidth(label, scale)) >> 1, (size - textHeight(scale)) >> 1, scale);
   return img;
 }
 

@@ -11,7 +11,8 @@ import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, Museum, settingsUsedBy, t
 import { decodePng } from '@museum/world';
 import { WorldClassifier, defaultClassifierConfig, defaultGramNet, saveInstrument } from '@museum/instruments';
 import { workerScript } from '@museum/training';
-import { continualGalleryPng, formatContinualTable, heldOutJobs, prepareWorkDir, resolveContinualConfig, runContinualBench, type ContinualBenchOptions, type ContinualEvent, type WorkerReply, type WorkerRequest } from '../src/continual';
+import { continualGalleryPng, continualMatrixPng, formatContinualTable, heldOutJobs, prepareWorkDir, resolveContinualConfig, runContinualBench, type ContinualBenchOptions, type ContinualEvent, type WorkerReply, type WorkerRequest } from '../src/continual';
+import { textWidth } from '../src/gallery';
 import { writeTinyInstruments, writeTinyPipeline } from './continual_tiny';
 
 let tmp: string;
@@ -92,6 +93,16 @@ test('learns 2 styles, judges every (task, style) cell and writes the report of 
   const png = decodePng(continualGalleryPng(r.config.work_dir, r));
   expect(png.width).toBeGreaterThan(2 * 64);
   expect(png.height).toBeGreaterThan(2 * 64);
+  // accuracy matrix: one block of 2 styles × 2 tasks (tile 20, pad 4, font scale 2); style 2 after task 1 is grey (not learned yet)
+  const matrix = decodePng(continualMatrixPng(r, ['museummaker'], 20));
+  const at = (row: number, col: number) => {
+    const x = 4 + textWidth('pointillism', 2) + 4 + col * 24 + 1;
+    const y = 4 + 16 + 4 + 16 + 4 + row * 24 + 1;
+    return Array.from(matrix.rgb.subarray((y * matrix.width + x) * 3, (y * matrix.width + x) * 3 + 3));
+  };
+  expect(at(1, 0)).toEqual([228, 228, 228]);
+  for (const [row, col] of [[0, 0], [0, 1], [1, 1]]) expect(at(row, col)).not.toEqual([228, 228, 228]);
+  expect(() => continualMatrixPng(r, ['nope'])).toThrow(/no results for method nope/);
 
   // a rerun reads the checkpoints: same numbers, no learning, no new versions
   const again: ContinualEvent[] = [];

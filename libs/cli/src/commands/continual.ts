@@ -13,6 +13,7 @@ import {
   continualGalleryPng,
   formatContinualTable,
   galleryLegend,
+  continualMatrixPng,
   runContinualBench,
   type ContinualBenchOptions,
   type ContinualEvent,
@@ -39,6 +40,7 @@ interface ContinualOpts {
   json?: string;
   gallery?: string;
   galleryMethods?: string;
+  matrix?: string;
   set?: string[];
 }
 
@@ -154,6 +156,7 @@ export function registerContinual(bench: Command): void {
     .option('--json <file>', 'write the JSON report here')
     .option('--gallery <file>', 'write the gallery PNG: per method, one row per style, one column per task')
     .option('--gallery-methods <list>', 'methods drawn in the gallery (default: all measured)')
+    .option('--matrix <file>', 'write the accuracy matrices PNG: per method, S[t][s] in % from red (0) to green (100)')
     .action(async (o: ContinualOpts) => {
       const options = continualOptions(o);
       const galleryMethods = list(o.galleryMethods);
@@ -170,6 +173,12 @@ export function registerContinual(bench: Command): void {
         fs.mkdirSync(path.dirname(path.resolve(o.gallery)), { recursive: true });
         fs.writeFileSync(o.gallery, continualGalleryPng(r.config.work_dir, r, methods));
         (out.config as Record<string, unknown>).gallery = { file: path.resolve(o.gallery), ...galleryLegend(r, methods) };
+      }
+      if (o.matrix) {
+        const methods = galleryMethods ?? Object.keys(r.methods);
+        fs.mkdirSync(path.dirname(path.resolve(o.matrix)), { recursive: true });
+        fs.writeFileSync(o.matrix, continualMatrixPng(r, methods));
+        (out.config as Record<string, unknown>).matrix = { file: path.resolve(o.matrix), blocks: methods, rows: r.config.styles, columns: r.config.styles.map((st, t) => `t${t + 1}: after learning ${st}`), cell: 'S[t][s] in %' };
       }
       process.stdout.write(formatContinualTable(r) + '\n');
       if (o.json) {
