@@ -113,17 +113,22 @@ export class GEGLU extends Module {
     return tf.tidy(() => {
       const p = this.proj;
       const tokens = x.size / p.inFeatures;
-      if (p.lora || tokens <= p.inFeatures) {
+      if (tokens <= p.inFeatures) {
         const [h, gate] = tf.split(p.forward(x), 2, -1);
         return tf.mul(h, gelu(gate));
       }
       // Many tokens (high-resolution maps): splitting the [tokens, 2·out] product copies more than splitting the
-      // [in, 2·out] weight does, so multiply by each half of the weight instead (the same numbers).
+      // [in, 2·out] weight does, so multiply by each half of the weight instead (the same numbers). An adapter
+      // is split the same way: its [tokens, r] down-projection is shared, its up-projection is halved.
       const n = this.dimOut;
       const x2 = tf.reshape(x, [-1, p.inFeatures]) as tf.Tensor2D;
+      const lora = p.lora;
+      const low = lora ? tf.matMul(x2, lora.down as tf.Tensor2D) : null;
       const half = (i: number) => {
-        const y = tf.matMul(x2, tf.slice(p.weight.value, [0, i * n], [p.inFeatures, n]) as tf.Tensor2D);
-        return p.bias ? tf.add(y, tf.slice(p.bias.value, [i * n], [n])) : y;
+        let y: tf.Tensor = tf.matMul(x2, tf.slice(p.weight.value, [0, i * n], [p.inFeatures, n]) as tf.Tensor2D);
+        if (p.bias) y = tf.add(y, tf.slice(p.bias.value, [i * n], [n]));
+        if (lora && low) y = tf.add(y, tf.mul(tf.matMul(low, tf.slice(lora.up, [0, i * n], [lora.up.shape[0], n]) as tf.Tensor2D), lora.scale));
+        return y;
       };
       return tf.reshape(tf.mul(half(0), gelu(half(1))), [...x.shape.slice(0, -1), n]);
     });
