@@ -258,14 +258,16 @@ function methodSettings(config: Pick<ContinualConfig, 'learn' | 'weights'>, meth
 /**
  * A method's stored settings as the code of their time meant them: settings and components added since were
  * absent from the files, and had then the value written here (every method trained on zero-mean noise; the
- * feature regularization drew the empty prompt uniformly with earlier styles; files from before components were
+ * feature regularization drew the empty prompt uniformly with earlier styles; a shared LoRA was trained whole; files from before components were
  * recorded had the method's components with no token kept apart).
  */
 function withLegacyDefaults(stored: MethodSettings, now: MethodSettings): MethodSettings {
   // featRegEmptyShare came later; a method with feature regularization drew the empty prompt uniformly then
   const emptyShare = stored.learn.featRegBatch !== undefined ? { featRegEmptyShare: 'uniform' as const } : {};
+  // loraStyleBlock came later; a shared LoRA was trained whole (0) then
+  const styleBlock = stored.learn.rank !== undefined && 'loraStyleBlock' in now.learn ? { loraStyleBlock: 0 } : {};
   return {
-    learn: { noiseOffset: 0, ...emptyShare, ...stored.learn },
+    learn: { noiseOffset: 0, ...emptyShare, ...styleBlock, ...stored.learn },
     weights: stored.weights,
     components: stored.components ?? { ...now.components, tokenOrthogonal: false },
   };

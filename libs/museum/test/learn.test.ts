@@ -345,6 +345,47 @@ describe('learnStyle (tiny models)', () => {
     expect(tf.memory().numTensors).toBe(tensors);
   });
 
+  it('loraStyleBlock: each style trains only its own block of ranks, earlier blocks stay bit-identical, a full LoRA refuses a new style', async () => {
+    const museum = newMuseum('blocks');
+    const opts = { ...QUICK, rank: 4, alpha: 4, loraStyleBlock: 2, models };
+    const imgs = randomImages(2, 11);
+    await learnStyle(museum, 'alpha', imgs, opts);
+    await learnStyle(museum, 'beta', randomImages(2, 12), opts);
+    const [v1, v2] = [museum.loadVersion(1), museum.loadVersion(2)];
+    // stored as peft does: lora_A [r, in] (a row per rank), lora_B [out, r] (a column per rank)
+    const rows = (t: tf.Tensor, lo: number, hi: number) => Array.from(tf.tidy(() => tf.slice(t, [lo, 0], [hi - lo, t.shape[1]!])).dataSync());
+    const cols = (t: tf.Tensor, lo: number, hi: number) => Array.from(tf.tidy(() => tf.slice(t, [0, lo], [t.shape[0]!, hi - lo])).dataSync());
+    const keysB = [...v1.lora!.tensors.keys()].filter((k) => k.endsWith('lora_B.weight'));
+    expect(keysB.length).toBeGreaterThan(0);
+    let moved = 0;
+    for (const kB of keysB) {
+      const kA = kB.replace('lora_B', 'lora_A');
+      const [a1, b1, a2, b2] = [v1.lora!.tensors.get(kA)!, v1.lora!.tensors.get(kB)!, v2.lora!.tensors.get(kA)!, v2.lora!.tensors.get(kB)!];
+      // after style 1: block 1 (ranks 2–3) unused, a zero update
+      expect(cols(b1, 2, 4).every((x) => x === 0)).toBe(true);
+      // after style 2: block 0 exactly as style 1 left it
+      expect(rows(a2, 0, 2)).toEqual(rows(a1, 0, 2));
+      expect(cols(b2, 0, 2)).toEqual(cols(b1, 0, 2));
+      if (cols(b2, 2, 4).some((x) => x !== 0)) moved++;
+    }
+    expect(moved).toBeGreaterThan(0); // and style 2 did learn in its block
+    v1.dispose();
+    v2.dispose();
+    // rank 4 holds two styles of 2
+    expect(await codeOf(learnStyle(museum, 'gamma', imgs, opts))).toBe('FAILED_PRECONDITION');
+    expect(museum.latestVersion()).toBe(2);
+    // a museum whose first style trained the whole rank has no free block for a second one
+    const whole = newMuseum('blocks-whole');
+    await learnStyle(whole, 'alpha', imgs, { ...opts, loraStyleBlock: 0 });
+    const tensors = tf.memory().numTensors;
+    expect(await codeOf(learnStyle(whole, 'beta', imgs, opts))).toBe('FAILED_PRECONDITION');
+    expect(await codeOf(learnStyle(whole, 'beta', imgs, { ...opts, loraStyleBlock: 1.5 }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(learnStyle(newMuseum('blocks-decay'), 'alpha', imgs, { ...opts, weightDecay: 0.1 }))).toBe('INVALID_ARGUMENT');
+    expect(whole.latestVersion()).toBe(1);
+    expect(tf.memory().numTensors).toBe(tensors);
+    tf.dispose(imgs);
+  });
+
   it('keeps the tensor count flat across learnStyle calls', async () => {
     const museum = newMuseum('flat');
     const counts: number[] = [];

@@ -109,6 +109,7 @@ function resolveSettings(o: LearnStyleOptions, parent: VersionManifest): LearnSe
   checkNumber('ewcFisherSamples', s.ewcFisherSamples, 1, true);
   checkOneOf('weightRegForm', s.weightRegForm, ['cosine', 'input-subspace']);
   checkOneOf('loraTargets', s.loraTargets, LORA_TARGET_KINDS);
+  checkNumber('loraStyleBlock', s.loraStyleBlock, 0, true);
   if (typeof s.initWord !== 'string' || s.initWord.length === 0) throw new MuseumError('INVALID_ARGUMENT', 'initWord must be a word or "random"');
   // The shared LoRA's shape is the museum's: later styles must keep it.
   const fixed = parent.lora;
@@ -197,6 +198,8 @@ class StyleLearningRun {
   private tokenVar: tf.Variable | null = null;
   private tokenMask: tf.Tensor | null = null;
   private loraOpt: AdamW | null = null;
+  /** loraStyleBlock: per LoRA variable, 1 on this style's block of ranks and 0 elsewhere (null: the whole rank trains). */
+  private loraGradMasks: Map<string, tf.Tensor> | null = null;
   private tokenOpt: AdamW | null = null;
   /** Norm bound of learned token rows (null: unbounded). */
   private tokenMaxNorm: number | null = null;
@@ -428,7 +431,33 @@ class StyleLearningRun {
       this.lora = this.own(this.freshLora());
     }
     applyLora(this.models.unet, this.lora);
+    if (mode === 'shared' && this.settings.loraStyleBlock > 0) this.prepareStyleBlock();
     this.loraOpt = this.own(new AdamW(this.lora.variables(), { lr: this.settings.lr, weightDecay: this.settings.weightDecay }));
+  }
+
+  /** loraStyleBlock: this style trains its own block of ranks; the gradient masks keep every other rank as it is. */
+  private prepareStyleBlock(): void {
+    const { loraStyleBlock: b, rank, weightDecay } = this.settings;
+    const k = this.parent.styles.length;
+    if ((k + 1) * b > rank) {
+      throw new MuseumError('FAILED_PRECONDITION', `the museum's shared LoRA (rank ${rank}) holds ${Math.floor(rank / b)} styles of loraStyleBlock ${b}; it has ${k} already`);
+    }
+    // decoupled weight decay would shrink the frozen blocks even with their gradients masked
+    if (weightDecay > 0) throw new MuseumError('INVALID_ARGUMENT', 'loraStyleBlock needs weightDecay 0: decay would move the earlier styles’ blocks');
+    const inBlock = tf.tidy(() => tf.cast(tf.logicalAnd(tf.greaterEqual(tf.range(0, rank, 1, 'int32'), k * b), tf.less(tf.range(0, rank, 1, 'int32'), (k + 1) * b)), 'float32'));
+    this.loraGradMasks = new Map();
+    for (const w of this.lora!.adapters.values()) {
+      // down [in, r]: a column per rank; up [r, out]: a row per rank
+      this.loraGradMasks.set(w.down.name, this.own(tf.reshape(inBlock, [1, rank])));
+      this.loraGradMasks.set(w.up.name, this.own(tf.reshape(inBlock, [rank, 1])));
+    }
+    inBlock.dispose();
+    // This style's block must be unused (up rows 0, so it starts as a zero update): earlier styles learned with
+    // the whole rank, or with another block size, have written into it.
+    for (const w of this.lora!.adapters.values()) {
+      const used = tf.tidy(() => tf.any(tf.notEqual(tf.mul(w.up, this.loraGradMasks!.get(w.up.name)!), 0)).dataSync()[0]);
+      if (used) throw new MuseumError('FAILED_PRECONDITION', `loraStyleBlock ${b}: ranks ${k * b}–${(k + 1) * b - 1} of the shared LoRA already hold earlier styles (learned with another loraStyleBlock)`);
+    }
   }
 
   /** Constants of the regularizers, from the earlier versions kept in the museum. */
@@ -819,8 +848,13 @@ class StyleLearningRun {
       }
     }
     if (this.lora && this.loraOpt) {
-      const list = this.lora.variables().map((v) => grads[v.name] ?? null);
+      const masks = this.loraGradMasks;
+      const list = this.lora.variables().map((v) => {
+        const g = grads[v.name];
+        return g && masks ? tf.mul(g, masks.get(v.name)!) : (g ?? null);
+      });
       const clipped = clipGradNorm(list, s.maxGradNorm);
+      if (masks) tf.dispose(list.filter((x): x is tf.Tensor => x !== null));
       this.loraOpt.apply(clipped.grads, this.lrAt(step, s.lr));
       tf.dispose(clipped.grads.filter((x): x is tf.Tensor => x !== null));
     }

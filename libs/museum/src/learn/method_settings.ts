@@ -30,6 +30,7 @@ export function settingsUsedBy(method: MethodName, learn: LearnSettings, weights
   const keys: Array<keyof LearnSettings> = [...COMMON];
   if (spec.embedding === 'token') keys.push(...TOKEN);
   if (spec.lora !== 'none') keys.push(...LORA);
+  if (spec.lora === 'shared') keys.push('loraStyleBlock');
   if (spec.lora === 'joint') keys.push('jointScaleSteps');
   if (c.sdl) keys.push('sdlTemperature', 'sdlUpBlocks');
   if (c.weightReg) keys.push('weightRegForm');

@@ -65,6 +65,14 @@ export interface LearnSettings {
    * (`attention-ff`).
    */
   loraTargets: LoraTargetKind;
+  /**
+   * Rank of each style's own block of the shared LoRA (default 0: every style trains the whole rank). With b > 0,
+   * style k (0-based) trains only ranks [k·b, (k+1)·b) (columns of every down-projection, rows of every
+   * up-projection, starting from an update of zero) and every earlier block stays bit-identical, as O-LoRA
+   * (Wang et al. 2023) keeps a frozen adapter per task: a new style cannot rewrite an earlier style's weights,
+   * only add to their sum. The museum then holds rank / b styles; b must stay the same for all of them.
+   */
+  loraStyleBlock: number;
   /** The word whose embedding initialises a new token (default 'style'), or 'random'. */
   initWord: string;
   /** Softmax temperature τ of the SDL (default 1, on per-group standardised statistics). */
@@ -133,6 +141,7 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   rank: 32,
   alpha: 32,
   loraTargets: 'all-attention',
+  loraStyleBlock: 0,
   initWord: 'style',
   sdlTemperature: 1,
   sdlUpBlocks: 1,
