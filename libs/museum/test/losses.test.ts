@@ -7,6 +7,7 @@ import {
   featureRegularization,
   groupEarlierUpdates,
   inputSubspaceRegularization,
+  blockUpdate,
   lowRankDifference,
   lowRankInner,
   predictCleanLatent,
@@ -119,6 +120,34 @@ describe('weight regularization, input-subspace form (cosine of input-side Grams
     expect(val(weightRegularization(new Map([['layer', { P: Pt, Q: Qt }]]), earlierCosine))).toBeCloseTo(0, 6);
     tf.dispose([Pt, Qt, earlierUpdate.P, earlierUpdate.Q]);
     for (const e of [...earlier.values(), ...earlierCosine.values()]) disposeEarlierUpdates(e);
+  });
+
+  it('style blocks: the block form of each update gives the same penalty as the difference of whole adapters', () => {
+    // rank 6 in blocks of 2; version 1 trained block 0, version 2 block 1, the current style trains block 2
+    const rnd = (shape: [number, number], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor2D;
+    const withBlock = (base: tf.Tensor2D, fresh: tf.Tensor2D, start: number, axis: 0 | 1) =>
+      tf.tidy(() => {
+        const idx = tf.range(0, base.shape[axis], 1, 'int32');
+        const inBlock = tf.logicalAnd(tf.greaterEqual(idx, start), tf.less(idx, start + 2));
+        return tf.where(axis === 1 ? tf.reshape(inBlock, [1, -1]) : tf.reshape(inBlock, [-1, 1]), fresh, base) as tf.Tensor2D;
+      });
+    const down0 = rnd([7, 6], 10); // the init every block's down starts from
+    const up0 = tf.zeros([6, 5]) as tf.Tensor2D;
+    const f1 = { down: withBlock(down0, rnd([7, 6], 11), 0, 1), up: withBlock(up0, rnd([6, 5], 12), 0, 0), scale: 0.7 };
+    const f2 = { down: withBlock(f1.down, rnd([7, 6], 13), 2, 1), up: withBlock(f1.up, rnd([6, 5], 14), 2, 0), scale: 0.7 };
+    const f3 = { down: withBlock(f2.down, rnd([7, 6], 15), 4, 1), up: withBlock(f2.up, rnd([6, 5], 16), 4, 0), scale: 0.7 };
+    const whole = stackEarlierInputSubspaces([lowRankDifference(f1, undefined), lowRankDifference(f2, f1)]);
+    const blocks = stackEarlierInputSubspaces([blockUpdate(f1, 0, 2), blockUpdate(f2, 2, 2)]);
+    const viaWhole = val(inputSubspaceRegularization(new Map([['a', lowRankDifference(f3, f2)]]), new Map([['a', whole]])));
+    const viaBlocks = val(inputSubspaceRegularization(new Map([['a', blockUpdate(f3, 4, 2)]]), new Map([['a', blocks]])));
+    expect(viaWhole).toBeGreaterThan(0.01);
+    expect(viaBlocks).toBeCloseTo(viaWhole, 4);
+    const u = blockUpdate(f3, 4, 2);
+    expect(u.P.shape).toEqual([7, 2]);
+    expect(u.Q.shape).toEqual([2, 5]);
+    disposeEarlierUpdates(whole);
+    disposeEarlierUpdates(blocks);
+    tf.dispose([down0, up0, f1.down, f1.up, f2.down, f2.up, f3.down, f3.up, u.P, u.Q]);
   });
 
   it('equals ⟨G_t, G_s⟩ / (‖G_t‖‖G_s‖) of the dense updates, summed over earlier styles and averaged over layers', () => {

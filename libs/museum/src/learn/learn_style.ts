@@ -53,7 +53,7 @@ import {
   trainingNoise,
   weightRegularization,
 } from './losses';
-import { LoraFactors, denseUpdate, disposeFactors, factorsFromStateDict, lowRankDifference } from './lora_math';
+import { LoraFactors, blockUpdate, denseUpdate, disposeFactors, factorsFromStateDict, lowRankDifference } from './lora_math';
 import { LossComponents, MethodName, MethodSpec, SHARED_STYLE_WORD, methodSpec, resolveComponents } from './methods';
 import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, LearnSettings, LearnStyleOptions, LossName, LossWeights } from './options';
 import { DecoderStyleStatistics, StyleTarget, disposeStyleTarget, styleTarget } from './style_features';
@@ -519,7 +519,9 @@ class StyleLearningRun {
         }
         if (after) {
           for (const [path, f] of after) {
-            const u = lowRankDifference(f, before?.get(path));
+            // with style blocks, version v's update is its style's block (cheaper than the difference, the same ΔW)
+            const b = this.settings.loraStyleBlock;
+            const u = this.styleBlock() ? blockUpdate(f, (v - 1) * b, b) : lowRankDifference(f, before?.get(path));
             if (dense) {
               const abs = tf.tidy(() => tf.abs(tf.matMul(u.P, u.Q))) as tf.Tensor2D;
               const prev = masks.get(path);
@@ -580,9 +582,16 @@ class StyleLearningRun {
    * form (P = [s·A_t, −s·A_{t−1}], Q = [B_t; B_{t−1}]): a few ops per group, not per layer.
    */
   private stackedUpdates(): Array<{ P: tf.Tensor3D; Q: tf.Tensor3D }> {
+    const block = this.styleBlock();
     return this.earlierGroups.map((g) => {
       const ws = g.keys.map((k) => this.lora!.adapters.get(k)!);
       const A = tf.mul(tf.stack(ws.map((w) => w.down)), g.scale);
+      if (block) {
+        // only this style's block moves, from a zero update: ΔW_t = s·A_t[:, block] B_t[block, :]
+        const [G, n] = A.shape;
+        const Bt = tf.stack(ws.map((w) => w.up)) as tf.Tensor3D;
+        return { P: tf.slice(A, [0, 0, block.start], [G, n, block.size]) as tf.Tensor3D, Q: tf.slice(Bt, [0, block.start, 0], [G, block.size, Bt.shape[2]]) as tf.Tensor3D };
+      }
       return { P: tf.concat([A, g.prevP], 2) as tf.Tensor3D, Q: tf.concat([tf.stack(ws.map((w) => w.up)), g.prevQ], 1) as tf.Tensor3D };
     });
   }
@@ -689,8 +698,18 @@ class StyleLearningRun {
   /** The current shared-LoRA update of every layer, ΔW_t = s·A_t B_t − s·A_{t−1} B_{t−1}, in low-rank form. */
   private currentUpdates(): Map<string, LowRank> {
     const out = new Map<string, LowRank>();
-    for (const [path, w] of this.lora!.adapters) out.set(path, lowRankDifference({ down: w.down as tf.Tensor2D, up: w.up as tf.Tensor2D, scale: w.scale }, this.prevFactors.get(path)));
+    const block = this.styleBlock();
+    for (const [path, w] of this.lora!.adapters) {
+      const f = { down: w.down as tf.Tensor2D, up: w.up as tf.Tensor2D, scale: w.scale };
+      out.set(path, block ? blockUpdate(f, block.start, block.size) : lowRankDifference(f, this.prevFactors.get(path)));
+    }
     return out;
+  }
+
+  /** loraStyleBlock: the ranks this style trains (null: the whole shared LoRA). */
+  private styleBlock(): { start: number; size: number } | null {
+    const b = this.settings.loraStyleBlock;
+    return this.spec.lora === 'shared' && b > 0 ? { start: this.parent.styles.length * b, size: b } : null;
   }
 
   async train(): Promise<void> {

@@ -59,6 +59,18 @@ export function lowRankDifference(after: LoraFactors, before: LoraFactors | unde
   });
 }
 
+/**
+ * The update a style made in its own block of ranks [start, start + size) (loraStyleBlock): with every other rank
+ * unchanged and the block a zero update before, ΔW is exactly s · down[:, block] · up[block, :] (rank `size`,
+ * where `lowRankDifference` of the whole adapters has rank 2r).
+ */
+export function blockUpdate(f: LoraFactors, start: number, size: number): LowRank {
+  return tf.tidy(() => ({
+    P: tf.mul(tf.slice(f.down, [0, start], [f.down.shape[0], size]), f.scale) as tf.Tensor2D,
+    Q: tf.slice(f.up, [start, 0], [size, f.up.shape[1]]) as tf.Tensor2D,
+  }));
+}
+
 /** s · down · up as a dense [in, out] matrix. */
 export function denseUpdate(f: LoraFactors): tf.Tensor2D {
   return tf.tidy(() => tf.mul(tf.matMul(f.down, f.up), f.scale)) as tf.Tensor2D;
