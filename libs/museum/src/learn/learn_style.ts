@@ -445,13 +445,15 @@ class StyleLearningRun {
     // decoupled weight decay would shrink the frozen blocks even with their gradients masked
     if (weightDecay > 0) throw new MuseumError('INVALID_ARGUMENT', 'loraStyleBlock needs weightDecay 0: decay would move the earlier styles’ blocks');
     const inBlock = tf.tidy(() => tf.cast(tf.logicalAnd(tf.greaterEqual(tf.range(0, rank, 1, 'int32'), k * b), tf.less(tf.range(0, rank, 1, 'int32'), (k + 1) * b)), 'float32'));
+    // down [in, r]: a column per rank; up [r, out]: a row per rank (two masks shared by every layer)
+    const downMask = this.own(tf.reshape(inBlock, [1, rank]));
+    const upMask = this.own(tf.reshape(inBlock, [rank, 1]));
+    inBlock.dispose();
     this.loraGradMasks = new Map();
     for (const w of this.lora!.adapters.values()) {
-      // down [in, r]: a column per rank; up [r, out]: a row per rank
-      this.loraGradMasks.set(w.down.name, this.own(tf.reshape(inBlock, [1, rank])));
-      this.loraGradMasks.set(w.up.name, this.own(tf.reshape(inBlock, [rank, 1])));
+      this.loraGradMasks.set(w.down.name, downMask);
+      this.loraGradMasks.set(w.up.name, upMask);
     }
-    inBlock.dispose();
     // This style's block must be unused (up rows 0, so it starts as a zero update): earlier styles learned with
     // the whole rank, or with another block size, have written into it.
     for (const w of this.lora!.adapters.values()) {
