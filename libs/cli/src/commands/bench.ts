@@ -54,8 +54,7 @@ export function registerBench(program: Command): void {
     .option('--style-samples <n>', 'images per pre-training style (default: as many as the unstyled prompts, 64 contents × seeds)')
     .option('--quick', 'one seed, fewer style samples (for CI)')
     .action(async (o: BaseOpts) => {
-      const styleSamples = o.styleSamples !== undefined ? (intFlag('--style-samples', o.styleSamples) as number) : o.quick ? 8 : undefined;
-      if (styleSamples !== undefined && styleSamples < 1) throw new Error('--style-samples must be at least 1');
+      const styleSamples = intFlag('--style-samples', o.styleSamples) ?? (o.quick ? 8 : undefined);
       await initBackend();
       const pipe = StableDiffusionPipeline.fromPretrained(path.resolve(o.model ?? atelierDir()));
       const inst = loadInstruments();

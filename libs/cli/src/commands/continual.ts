@@ -178,7 +178,8 @@ export function registerContinual(bench: Command): void {
         const methods = galleryMethods ?? Object.keys(r.methods);
         fs.mkdirSync(path.dirname(path.resolve(o.matrix)), { recursive: true });
         fs.writeFileSync(o.matrix, continualMatrixPng(r, methods));
-        (out.config as Record<string, unknown>).matrix = { file: path.resolve(o.matrix), blocks: methods, rows: r.config.styles, columns: r.config.styles.map((st, t) => `t${t + 1}: after learning ${st}`), cell: 'S[t][s] in %' };
+        // laid out as the gallery, with accuracies in the cells
+        (out.config as Record<string, unknown>).matrix = { file: path.resolve(o.matrix), ...galleryLegend(r, methods), cell: 'S[t][s] in %' };
       }
       process.stdout.write(formatContinualTable(r) + '\n');
       if (o.json) {

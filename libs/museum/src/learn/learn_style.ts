@@ -431,20 +431,21 @@ class StyleLearningRun {
       this.lora = this.own(this.freshLora());
     }
     applyLora(this.models.unet, this.lora);
-    if (mode === 'shared' && this.settings.loraStyleBlock > 0) this.prepareStyleBlock();
+    if (this.styleBlock()) this.prepareStyleBlock();
     this.loraOpt = this.own(new AdamW(this.lora.variables(), { lr: this.settings.lr, weightDecay: this.settings.weightDecay }));
   }
 
   /** loraStyleBlock: this style trains its own block of ranks; the gradient masks keep every other rank as it is. */
   private prepareStyleBlock(): void {
-    const { loraStyleBlock: b, rank, weightDecay } = this.settings;
-    const k = this.parent.styles.length;
-    if ((k + 1) * b > rank) {
-      throw new MuseumError('FAILED_PRECONDITION', `the museum's shared LoRA (rank ${rank}) holds ${Math.floor(rank / b)} styles of loraStyleBlock ${b}; it has ${k} already`);
+    const { rank, weightDecay } = this.settings;
+    const { start, size: b } = this.styleBlock()!;
+    const end = start + b;
+    if (end > rank) {
+      throw new MuseumError('FAILED_PRECONDITION', `the museum's shared LoRA (rank ${rank}) holds ${Math.floor(rank / b)} styles of loraStyleBlock ${b}; it has ${start / b} already`);
     }
     // decoupled weight decay would shrink the frozen blocks even with their gradients masked
     if (weightDecay > 0) throw new MuseumError('INVALID_ARGUMENT', 'loraStyleBlock needs weightDecay 0: decay would move the earlier styles’ blocks');
-    const inBlock = tf.tidy(() => tf.cast(tf.logicalAnd(tf.greaterEqual(tf.range(0, rank, 1, 'int32'), k * b), tf.less(tf.range(0, rank, 1, 'int32'), (k + 1) * b)), 'float32'));
+    const inBlock = tf.tidy(() => tf.cast(tf.logicalAnd(tf.greaterEqual(tf.range(0, rank, 1, 'int32'), start), tf.less(tf.range(0, rank, 1, 'int32'), end)), 'float32'));
     // down [in, r]: a column per rank; up [r, out]: a row per rank (two masks shared by every layer)
     const downMask = this.own(tf.reshape(inBlock, [1, rank]));
     const upMask = this.own(tf.reshape(inBlock, [rank, 1]));
@@ -458,7 +459,7 @@ class StyleLearningRun {
     // the whole rank, or with another block size, have written into it.
     for (const w of this.lora!.adapters.values()) {
       const used = tf.tidy(() => tf.any(tf.notEqual(tf.mul(w.up, this.loraGradMasks!.get(w.up.name)!), 0)).dataSync()[0]);
-      if (used) throw new MuseumError('FAILED_PRECONDITION', `loraStyleBlock ${b}: ranks ${k * b}–${(k + 1) * b - 1} of the shared LoRA already hold earlier styles (learned with another loraStyleBlock)`);
+      if (used) throw new MuseumError('FAILED_PRECONDITION', `loraStyleBlock ${b}: ranks ${start}–${end - 1} of the shared LoRA already hold earlier styles (learned with another loraStyleBlock)`);
     }
   }
 
@@ -507,6 +508,7 @@ class StyleLearningRun {
     const perLayer = new Map<string, LowRank[]>();
     const masks = new Map<string, tf.Tensor2D>();
     let before: Map<string, LoraFactors> | null = null;
+    const blocks = this.styleBlock();
     try {
       for (let v = 1; v <= this.parent.version; v++) {
         const man = this.museum.manifest(v);
@@ -522,8 +524,7 @@ class StyleLearningRun {
         if (after) {
           for (const [path, f] of after) {
             // with style blocks, version v's update is its style's block (cheaper than the difference, the same ΔW)
-            const b = this.settings.loraStyleBlock;
-            const u = this.styleBlock() ? blockUpdate(f, (v - 1) * b, b) : lowRankDifference(f, before?.get(path));
+            const u = blocks ? blockUpdate(f, (v - 1) * blocks.size, blocks.size) : lowRankDifference(f, before?.get(path));
             if (dense) {
               const abs = tf.tidy(() => tf.abs(tf.matMul(u.P, u.Q))) as tf.Tensor2D;
               const prev = masks.get(path);
