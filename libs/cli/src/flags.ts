@@ -1,6 +1,6 @@
 /** Parsing of numeric command-line flags, with one wording for every command's errors. */
 import { InvalidArgumentError } from 'commander';
-import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, type LearnSettings, type LossWeights } from '@museum/museum';
+import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, isLearnSettingName, parseLearnSetting, type LearnSettings, type LossWeights } from '@museum/museum';
 
 /** An integer flag ≥ lo (and ≤ hi when given); undefined stays undefined. */
 export function intFlag(name: string, value: string | undefined, lo = 1, hi = Infinity): number | undefined {
@@ -32,9 +32,6 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Settings that take a number or a word (`featRegEmptyShare=0.5` or `=uniform`). */
-const NUMBER_OR_WORD: ReadonlySet<string> = new Set(['featRegEmptyShare']);
-
 /**
  * Parse `key=value` pairs (`lr=3e-3`, `loraTargets=all-attention`, `weights.sdl=1`) against the library's
  * defaults: an unknown key or a value of the wrong type is refused with the list of what exists.
@@ -54,19 +51,14 @@ export function learnOverrides(pairs: readonly string[] = []): LearnOverrides {
       (out.weights as Record<string, number>)[term] = n;
       continue;
     }
-    if (!(key in DEFAULT_LEARN_SETTINGS)) {
+    if (!isLearnSettingName(key)) {
       throw new InvalidArgumentError(`--set: no setting '${key}'; one of ${Object.keys(DEFAULT_LEARN_SETTINGS).join(', ')}, or weights.<${Object.keys(DEFAULT_LOSS_WEIGHTS).join('|')}>`);
     }
-    const def = (DEFAULT_LEARN_SETTINGS as unknown as Record<string, unknown>)[key];
-    let value: unknown = raw;
-    if (typeof def === 'number') {
-      value = Number(raw);
-      if (raw === '' || !Number.isFinite(value as number)) throw new InvalidArgumentError(`--set ${key} must be a number, got '${raw}'`);
-    } else if (typeof def === 'string' && NUMBER_OR_WORD.has(key) && raw !== '' && Number.isFinite(Number(raw))) {
-      value = Number(raw); // a share given as a number instead of its named default
-    } else if (typeof def === 'boolean') {
-      if (raw !== 'true' && raw !== 'false') throw new InvalidArgumentError(`--set ${key} must be true or false, got '${raw}'`);
-      value = raw === 'true';
+    let value: unknown;
+    try {
+      value = parseLearnSetting(key, raw);
+    } catch (err) {
+      throw new InvalidArgumentError(`--set ${key} ${(err as Error).message}`);
     }
     (out.learn as Record<string, unknown>)[key] = value;
   }

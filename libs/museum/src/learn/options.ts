@@ -157,6 +157,67 @@ export const DEFAULT_LEARN_SETTINGS: Readonly<LearnSettings> = Object.freeze({
   seed: 0,
 });
 
+/**
+ * How each setting is written as text (`--set key=value`): a number, `true`/`false`, a word, or either a number or
+ * a word (`featRegEmptyShare=0.5` or `=uniform`). Typed over every key, so a new setting cannot be added without
+ * saying how it is read; ranges and word lists stay with `learnStyle`'s checks.
+ */
+export type LearnSettingKind = 'number' | 'boolean' | 'word' | 'number-or-word';
+
+export const LEARN_SETTING_KINDS: Readonly<Record<keyof LearnSettings, LearnSettingKind>> = Object.freeze({
+  steps: 'number',
+  batchSize: 'number',
+  lr: 'number',
+  tokenLr: 'number',
+  tokenNormCap: 'number',
+  warmup: 'number',
+  weightDecay: 'number',
+  maxGradNorm: 'number',
+  rank: 'number',
+  alpha: 'number',
+  loraTargets: 'word',
+  loraStyleBlock: 'number',
+  initWord: 'word',
+  sdlTemperature: 'number',
+  sdlUpBlocks: 'number',
+  weightRegForm: 'word',
+  featRegBatch: 'number',
+  featRegInputs: 'word',
+  featRegEmptyShare: 'number-or-word',
+  featRegReplay: 'number',
+  featRegReplaySteps: 'number',
+  noiseOffset: 'number',
+  ewcFisherSamples: 'number',
+  jointScaleSteps: 'boolean',
+  seed: 'number',
+});
+
+/** Whether `key` names a learn setting. */
+export function isLearnSettingName(key: string): key is keyof LearnSettings {
+  return Object.prototype.hasOwnProperty.call(LEARN_SETTING_KINDS, key);
+}
+
+/**
+ * The value of setting `key` written as `raw`, by its kind; a value of the wrong kind throws an Error that says
+ * what was expected (`must be a number, got 'fast'`).
+ */
+export function parseLearnSetting<K extends keyof LearnSettings>(key: K, raw: string): LearnSettings[K] {
+  const text = raw.trim();
+  const asNumber = text === '' ? NaN : Number(text);
+  switch (LEARN_SETTING_KINDS[key]) {
+    case 'number':
+      if (!Number.isFinite(asNumber)) throw new Error(`must be a number, got '${raw}'`);
+      return asNumber as LearnSettings[K];
+    case 'boolean':
+      if (text !== 'true' && text !== 'false') throw new Error(`must be true or false, got '${raw}'`);
+      return (text === 'true') as LearnSettings[K];
+    case 'number-or-word':
+      return (Number.isFinite(asNumber) ? asNumber : text) as LearnSettings[K];
+    case 'word':
+      return text as LearnSettings[K];
+  }
+}
+
 export type LossName = keyof LossWeights | 'total';
 
 export interface LearnProgress {
