@@ -498,8 +498,12 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
     const what = conflicts.map((c) => `${c.method} (differs in: ${c.diff.join(', ')})`).join('; ');
     throw new Error(`${workDir} holds results learned with other settings: ${what}; use --redo ${conflicts.map((c) => c.method).join(',')}, another --work-dir or --fresh`);
   }
-  writeJsonAtomic(file, config);
-  for (const m of config.methods) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(config, m));
+  // Only what is new is written: a resumed folder's files stay as they were (its settings may lack keys added
+  // since, read at their legacy values above), so reading or resuming a committed run leaves it untouched.
+  if (!stored) writeJsonAtomic(file, config);
+  for (const m of config.methods) {
+    if (!fs.existsSync(methodSettingsFile(workDir, m))) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(config, m));
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ jobs

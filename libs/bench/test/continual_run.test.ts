@@ -220,6 +220,23 @@ test('a second method in a worker process (--workers 2) reuses the shared base m
   expect(fs.existsSync(path.join(r.config.work_dir, 'methods', 'textual-inversion', 'cells', 't2-pointillism.png'))).toBe(true);
 }, 90000);
 
+test('resuming a work folder leaves its files as they are (a checkout path or a newer settings key does not rewrite them)', () => {
+  const work = path.join(tmp, 'untouched');
+  const config = resolveContinualConfig({ ...opts, workDir: work });
+  prepareWorkDir(work, config, true);
+  const configFile = path.join(work, 'config.json');
+  const settingsFile = path.join(work, 'methods', 'museummaker', 'settings.json');
+  // a folder written before loraStyleBlock existed: the key is absent and reads as its legacy value
+  const saved = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+  delete saved.learn.loraStyleBlock;
+  fs.writeFileSync(settingsFile, JSON.stringify(saved));
+  const before = [fs.readFileSync(configFile, 'utf8'), fs.readFileSync(settingsFile, 'utf8')];
+  prepareWorkDir(work, { ...config, model_dir: '/another/checkout/models/atelier', methods: ['museummaker', 'finetune'] });
+  expect([fs.readFileSync(configFile, 'utf8'), fs.readFileSync(settingsFile, 'utf8')]).toEqual(before);
+  // a method new to the folder gets its settings
+  expect(JSON.parse(fs.readFileSync(path.join(work, 'methods', 'finetune', 'settings.json'), 'utf8')).learn.lr).toBe(config.learn.lr);
+});
+
 describe('continual worker lifecycle', () => {
   it('a busy worker exits when its coordinator goes away (the IPC channel closes) instead of training on as an orphan', async () => {
     const work = path.join(tmp, 'orphan');
