@@ -8,6 +8,8 @@ import { tf, imageGrid, encodePng } from '@museum/tensor';
 import type { StableDiffusionPipeline, SamplerName } from '@museum/models';
 import { COLOURS, SHAPES, PRETRAIN_STYLES, contentPrompt } from '@museum/world';
 import type { Instruments } from '@museum/instruments';
+import type { RgbImage } from '@museum/world';
+import { galleryPng } from './gallery';
 
 export interface BaseBenchOptions {
   seeds?: number[];
@@ -38,7 +40,15 @@ export interface BaseBenchResult {
   config: { seeds: number[]; steps: number; guidance: number; sampler: SamplerName; style_samples: number };
   /** The first seed's image of every content prompt as a PNG contact sheet (rows: shapes, columns: colours). */
   contactSheetPng?: Buffer;
+  /**
+   * Where style accuracy goes, as a picture: a block per prompted rendering, its first images judged right, then a
+   * row per wrong label with the images the style classifier gave it (PNG).
+   */
+  styleMissesPng?: Buffer;
 }
+
+/** Images shown per row of the misses sheet. */
+const MISSES_PER_ROW = 12;
 
 interface Job {
   prompt: string;
@@ -126,6 +136,13 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     styleConfusion[st] = count(idx.map((i) => s.style[i]));
   }
 
+  const styleMissesPng = stylesMissesSheet(
+    [
+      { style: 'plain', images: c.images, labels: c.style, index: content.map((_, i) => i) },
+      ...PRETRAIN_STYLES.map((st) => ({ style: st, images: s.images, labels: s.style, index: styled.map((j, i) => (j.style === st ? i : -1)).filter((i) => i >= 0) })),
+    ],
+  );
+
   // Contact sheet of the first seed: content[] is ordered seed → shape → colour.
   const firstSeed = tf.tidy(() => tf.slice(c.images, 0, SHAPES.length * COLOURS.length));
   const tiles = tf.unstack(firstSeed) as tf.Tensor3D[];
@@ -144,5 +161,33 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     seconds: (Date.now() - t0) / 1000,
     config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, sampler: o.sampler, style_samples: styleSamples },
     contactSheetPng,
+    styleMissesPng,
   };
+}
+
+/** Image `i` of a [0, 1] batch as 8-bit RGB. */
+function imageRgb(images: tf.Tensor4D, i: number): RgbImage {
+  const [, h, w] = images.shape;
+  const t = tf.tidy(() => tf.cast(tf.round(tf.mul(tf.clipByValue(tf.slice(images, [i, 0, 0, 0], [1, -1, -1, -1]), 0, 1), 255)), 'int32'));
+  const rgb = Uint8Array.from(t.dataSync());
+  t.dispose();
+  return { rgb, width: w, height: h };
+}
+
+/** The misses sheet: per prompted rendering, a row of images judged right, then one row per wrong label (with its count). */
+function stylesMissesSheet(groups: Array<{ style: string; images: tf.Tensor4D; labels: string[]; index: number[] }>): Buffer {
+  const blocks = groups.map(({ style, images, labels, index }) => {
+    const right = index.filter((i) => labels[i] === style);
+    const wrong = new Map<string, number[]>();
+    for (const i of index) if (labels[i] !== style) wrong.set(labels[i], [...(wrong.get(labels[i]) ?? []), i]);
+    const rows: Array<{ label: string; idx: number[] }> = [{ label: `${style} (${right.length})`, idx: right }];
+    for (const [label, idx] of [...wrong.entries()].sort((a, b) => b[1].length - a[1].length)) rows.push({ label: `as ${label} (${idx.length})`, idx });
+    return {
+      title: `${style}: ${right.length}/${index.length} judged ${style}`,
+      rowLabels: rows.map((r) => r.label),
+      columnLabels: Array.from({ length: MISSES_PER_ROW }, () => ''),
+      cells: rows.map((r) => Array.from({ length: MISSES_PER_ROW }, (_, k) => (k < r.idx.length ? imageRgb(images, r.idx[k]) : null))),
+    };
+  });
+  return galleryPng(blocks, { tile: 64, columns: 2 });
 }

@@ -7,6 +7,7 @@ import { StableDiffusionPipeline } from '@museum/models';
 import { loadInstruments, disposeInstruments, type Instruments } from '@museum/instruments';
 import { COLOURS, PRETRAIN_STYLES, SHAPES, decodePng } from '@museum/world';
 import { runBaseBench } from '../src/base';
+import { drawGallery } from '../src/gallery';
 import { writeTinyInstruments, writeTinyPipeline } from './continual_tiny';
 
 let tmp: string;
@@ -50,6 +51,17 @@ test('every pre-training style is judged on as many images as the unstyled promp
   const png = decodePng(r.contactSheetPng!);
   expect(png.width).toBe(COLOURS.length * 8 + (COLOURS.length + 1) * 2);
   expect(png.height).toBe(SHAPES.length * 8 + (SHAPES.length + 1) * 2);
+  // Misses sheet: per rendering a row judged right and one per wrong label of its confusion row, so its layout
+  // is that of a gallery with those rows (two blocks to a row).
+  const misses = decodePng(r.styleMissesPng!);
+  const rows = ['plain', ...PRETRAIN_STYLES].map((style) => {
+    const n = r.style_confusion[style];
+    const wrong = Object.keys(n).filter((l) => l !== style);
+    const labels = [`${style} (${n[style] ?? 0})`, ...wrong.map((l) => `as ${l} (${n[l]})`)];
+    return { title: `${style}: ${n[style] ?? 0}/${contents} judged ${style}`, rowLabels: labels, columnLabels: new Array<string>(12).fill(''), cells: labels.map(() => new Array(12).fill(null)) };
+  });
+  const expected = drawGallery(rows, { tile: 64, columns: 2 });
+  expect([misses.width, misses.height]).toEqual([expected.width, expected.height]);
 }, 120_000);
 
 test('a chosen style sample size is counted exactly, and batching changes no judgement (seeds are per image)', async () => {

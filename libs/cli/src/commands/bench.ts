@@ -31,6 +31,7 @@ function perfModel(spec: string, tmp: string) {
 interface BaseOpts {
   json?: string;
   sheet?: string;
+  misses?: string;
   model?: string;
   steps: string;
   guidance: string;
@@ -47,6 +48,7 @@ export function registerBench(program: Command): void {
     .description('shape/colour/style accuracy of the base model on every `a {colour} {shape}` prompt, judged by the instruments')
     .option('--json <file>', 'also write the JSON here')
     .option('--sheet <file>', 'write the contact sheet PNG (rows: shapes, columns: colours)')
+    .option('--misses <file>', 'write the style judgements as a PNG: per prompted rendering, images judged right, then a row per wrong label')
     .option('--model <dir>', 'diffusers folder (default: the bundled Atelier model)')
     .option('--steps <n>', 'sampler steps', '25')
     .option('--guidance <x>', 'guidance scale', '7.5')
@@ -76,11 +78,12 @@ export function registerBench(program: Command): void {
           },
         });
         bar.stop();
-        const { contactSheetPng, ...json } = r;
+        const { contactSheetPng, styleMissesPng, ...json } = r;
         const text = JSON.stringify({ ...json, command: `museum bench base${o.quick ? ' --quick' : ''}${o.styleSamples !== undefined ? ` --style-samples ${styleSamples}` : ''}`, date: new Date().toISOString() }, null, 2);
         process.stdout.write(text + '\n');
         if (o.json) fs.writeFileSync(o.json, text + '\n');
         if (o.sheet && contactSheetPng) fs.writeFileSync(o.sheet, contactSheetPng);
+        if (o.misses && styleMissesPng) fs.writeFileSync(o.misses, styleMissesPng);
       } finally {
         bar.stop();
         pipe.dispose();
