@@ -499,11 +499,15 @@ export function prepareWorkDir(workDir: string, config: ContinualConfig, fresh =
     throw new Error(`${workDir} holds results learned with other settings: ${what}; use --redo ${conflicts.map((c) => c.method).join(',')}, another --work-dir or --fresh`);
   }
   // Only what is new is written: a resumed folder's files stay as they were (its settings may lack keys added
-  // since, read at their legacy values above), so reading or resuming a committed run leaves it untouched.
-  if (!stored) writeJsonAtomic(file, config);
+  // since, read at their legacy values above), so reading or resuming a committed run leaves it untouched. When a
+  // method's settings are (re)written, config.json follows, so its learn settings stay those of the latest learning.
+  let learning = false;
   for (const m of config.methods) {
-    if (!fs.existsSync(methodSettingsFile(workDir, m))) writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(config, m));
+    if (fs.existsSync(methodSettingsFile(workDir, m))) continue;
+    writeJsonAtomic(methodSettingsFile(workDir, m), methodSettings(config, m));
+    learning = true;
   }
+  if (!stored || learning) writeJsonAtomic(file, config);
 }
 
 // ------------------------------------------------------------------------------------------------ jobs

@@ -231,10 +231,13 @@ test('resuming a work folder leaves its files as they are (a checkout path or a 
   delete saved.learn.loraStyleBlock;
   fs.writeFileSync(settingsFile, JSON.stringify(saved));
   const before = [fs.readFileSync(configFile, 'utf8'), fs.readFileSync(settingsFile, 'utf8')];
-  prepareWorkDir(work, { ...config, model_dir: '/another/checkout/models/atelier', methods: ['museummaker', 'finetune'] });
+  prepareWorkDir(work, { ...config, model_dir: '/another/checkout/models/atelier' });
   expect([fs.readFileSync(configFile, 'utf8'), fs.readFileSync(settingsFile, 'utf8')]).toEqual(before);
-  // a method new to the folder gets its settings
+  // a method new to the folder gets its settings, and config.json records the invocation that learns it
+  prepareWorkDir(work, { ...config, model_dir: '/another/checkout/models/atelier', methods: ['museummaker', 'finetune'] });
   expect(JSON.parse(fs.readFileSync(path.join(work, 'methods', 'finetune', 'settings.json'), 'utf8')).learn.lr).toBe(config.learn.lr);
+  expect(fs.readFileSync(settingsFile, 'utf8')).toBe(before[1]);
+  expect(JSON.parse(fs.readFileSync(configFile, 'utf8')).methods).toEqual(['museummaker', 'finetune']);
 });
 
 describe('continual worker lifecycle', () => {
