@@ -9,15 +9,10 @@ import * as path from 'path';
 import { initBackend, tf, imageGrid, encodePng } from '@museum/tensor';
 import { loadModelFolder, type AutoencoderKL } from '@museum/models';
 import { loadInstruments, disposeInstruments } from '@museum/instruments';
+import { labelCounts, vaeRoundTrip } from '@museum/bench';
 import { ALL_STYLES, COLOURS, deriveSeed, renderSample, rgbToFloat, type Style } from '@museum/world';
 
 const PER_COLOUR = 32;
-
-function count(labels: string[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const l of labels) out[l] = (out[l] ?? 0) + 1;
-  return out;
-}
 
 async function main(): Promise<void> {
   const [style, jsonOut, sheetOut] = process.argv.slice(2) as [Style, string, string | undefined];
@@ -32,13 +27,8 @@ async function main(): Promise<void> {
     const buf = new Float32Array(PER_COLOUR * px);
     for (let k = 0; k < PER_COLOUR; k++) rgbToFloat(renderSample({ style, colour, seed: deriveSeed('style-by-colour', style, colour, k) }).rgb, buf, k * px);
     const x = tf.tensor4d(buf, [PER_COLOUR, 64, 64, 3]);
-    const rec = tf.tidy(() => {
-      const post = vae.encode(x);
-      const r = tf.clipByValue(vae.decode(post.mean), -1, 1) as tf.Tensor4D;
-      post.dispose();
-      return r;
-    });
-    byColour[colour] = { original: count(inst.style.classify(x).labels), reconstructed: count(inst.style.classify(rec).labels) };
+    const rec = vaeRoundTrip(vae, x, 16);
+    byColour[colour] = { original: labelCounts(inst.style.classify(x).labels), reconstructed: labelCounts(inst.style.classify(rec).labels) };
     tiles.push(...(tf.tidy(() => tf.unstack(tf.div(tf.add(tf.slice(x, 0, 8), 1), 2))) as tf.Tensor3D[]));
     x.dispose();
     rec.dispose();

@@ -8,8 +8,8 @@ import { tf, imageGrid, encodePng } from '@museum/tensor';
 import type { StableDiffusionPipeline, SamplerName } from '@museum/models';
 import { COLOURS, SHAPES, PRETRAIN_STYLES, contentPrompt } from '@museum/world';
 import type { Instruments } from '@museum/instruments';
-import type { RgbImage } from '@museum/world';
-import { galleryPng } from './gallery';
+import { labelCounts } from './continual_metrics';
+import { batchImageRgb, galleryPng } from './gallery';
 
 export interface BaseBenchOptions {
   seeds?: number[];
@@ -121,27 +121,21 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
       return [k, accuracy(idx.map((i) => pred[i]), idx.map((i) => content[i][field]))];
     }));
 
-  const count = (labels: string[]) => {
-    const out: Record<string, number> = {};
-    for (const l of labels) out[l] = (out[l] ?? 0) + 1;
-    return out;
-  };
+  // The styled images of each pre-training style, by index into styled[].
+  const styledIndex = new Map(PRETRAIN_STYLES.map((st) => [st, styled.map((j, i) => (j.style === st ? i : -1)).filter((i) => i >= 0)]));
   const styleAcc: Record<string, number> = {
     plain: accuracy(c.style, content.map(() => 'plain')),
   };
-  const styleConfusion: Record<string, Record<string, number>> = { plain: count(c.style) };
-  for (const st of PRETRAIN_STYLES) {
-    const idx = styled.map((j, i) => (j.style === st ? i : -1)).filter((i) => i >= 0);
+  const styleConfusion: Record<string, Record<string, number>> = { plain: labelCounts(c.style) };
+  for (const [st, idx] of styledIndex) {
     styleAcc[st] = accuracy(idx.map((i) => s.style[i]), idx.map(() => st));
-    styleConfusion[st] = count(idx.map((i) => s.style[i]));
+    styleConfusion[st] = labelCounts(idx.map((i) => s.style[i]));
   }
 
-  const styleMissesPng = stylesMissesSheet(
-    [
-      { style: 'plain', images: c.images, labels: c.style, index: content.map((_, i) => i) },
-      ...PRETRAIN_STYLES.map((st) => ({ style: st, images: s.images, labels: s.style, index: styled.map((j, i) => (j.style === st ? i : -1)).filter((i) => i >= 0) })),
-    ],
-  );
+  const styleMissesPng = await stylesMissesSheet([
+    { style: 'plain', images: c.images, labels: c.style, index: content.map((_, i) => i) },
+    ...[...styledIndex].map(([st, idx]) => ({ style: st, images: s.images, labels: s.style, index: idx })),
+  ]);
 
   // Contact sheet of the first seed: content[] is ordered seed → shape → colour.
   const firstSeed = tf.tidy(() => tf.slice(c.images, 0, SHAPES.length * COLOURS.length));
@@ -165,29 +159,18 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
   };
 }
 
-/** Image `i` of a [0, 1] batch as 8-bit RGB. */
-function imageRgb(images: tf.Tensor4D, i: number): RgbImage {
-  const [, h, w] = images.shape;
-  const t = tf.tidy(() => tf.cast(tf.round(tf.mul(tf.clipByValue(tf.slice(images, [i, 0, 0, 0], [1, -1, -1, -1]), 0, 1), 255)), 'int32'));
-  const rgb = Uint8Array.from(t.dataSync());
-  t.dispose();
-  return { rgb, width: w, height: h };
-}
-
 /** The misses sheet: per prompted rendering, a row of images judged right, then one row per wrong label (with its count). */
-function stylesMissesSheet(groups: Array<{ style: string; images: tf.Tensor4D; labels: string[]; index: number[] }>): Buffer {
-  const blocks = groups.map(({ style, images, labels, index }) => {
-    const right = index.filter((i) => labels[i] === style);
-    const wrong = new Map<string, number[]>();
-    for (const i of index) if (labels[i] !== style) wrong.set(labels[i], [...(wrong.get(labels[i]) ?? []), i]);
-    const rows: Array<{ label: string; idx: number[] }> = [{ label: `${style} (${right.length})`, idx: right }];
-    for (const [label, idx] of [...wrong.entries()].sort((a, b) => b[1].length - a[1].length)) rows.push({ label: `as ${label} (${idx.length})`, idx });
-    return {
-      title: `${style}: ${right.length}/${index.length} judged ${style}`,
-      rowLabels: rows.map((r) => r.label),
-      columnLabels: Array.from({ length: MISSES_PER_ROW }, () => ''),
-      cells: rows.map((r) => Array.from({ length: MISSES_PER_ROW }, (_, k) => (k < r.idx.length ? imageRgb(images, r.idx[k]) : null))),
-    };
-  });
+async function stylesMissesSheet(groups: Array<{ style: string; images: tf.Tensor4D; labels: string[]; index: number[] }>): Promise<Buffer> {
+  const blocks = [];
+  for (const { style, images, labels, index } of groups) {
+    const byLabel = new Map<string, number[]>();
+    for (const i of index) byLabel.set(labels[i], [...(byLabel.get(labels[i]) ?? []), i]);
+    const right = byLabel.get(style) ?? [];
+    const rows = [{ label: `${style} (${right.length})`, idx: right }];
+    for (const [label, idx] of [...byLabel].filter(([l]) => l !== style).sort((a, b) => b[1].length - a[1].length)) rows.push({ label: `as ${label} (${idx.length})`, idx });
+    const cells = [];
+    for (const r of rows) cells.push(await Promise.all(Array.from({ length: MISSES_PER_ROW }, (_, k) => (k < r.idx.length ? batchImageRgb(images, r.idx[k]) : null))));
+    blocks.push({ title: `${style}: ${right.length}/${index.length} judged ${style}`, rowLabels: rows.map((r) => r.label), columnLabels: new Array<string>(MISSES_PER_ROW).fill(''), cells });
+  }
   return galleryPng(blocks, { tile: 64, columns: 2 });
 }

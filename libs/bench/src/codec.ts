@@ -41,7 +41,7 @@ export interface CodecBenchResult {
 }
 
 /** Encode (posterior mean) and decode, in [-1, 1]. */
-function roundTrip(vae: AutoencoderKL, x: tf.Tensor4D, batch: number): tf.Tensor4D {
+export function vaeRoundTrip(vae: AutoencoderKL, x: tf.Tensor4D, batch: number): tf.Tensor4D {
   const parts: tf.Tensor4D[] = [];
   for (let i = 0; i < x.shape[0]; i += batch) {
     parts.push(tf.tidy(() => {
@@ -69,7 +69,7 @@ export async function runCodecBench(vae: AutoencoderKL, inst: Instruments, optio
   for (const style of styles) {
     const samples: Sample[] = Array.from({ length: perStyle }, (_, k) => renderSample({ style, seed: deriveSeed('codec-bench', seed, style, k) }));
     const x = imagesToTensor(samples);
-    const rec = roundTrip(vae, x, batch);
+    const rec = vaeRoundTrip(vae, x, batch);
     const judged = classifyAll(inst, rec);
     const original = classifyAll(inst, x);
     const mse = tf.tidy(() => tf.mean(tf.square(tf.mul(tf.sub(rec, x), 0.5))).dataSync()[0]);

@@ -61,7 +61,6 @@ import {
   imagesToTensor,
   isBenchmarkStyle,
   type BenchmarkStyle,
-  type RgbImage,
 } from '@museum/world';
 import {
   defaultGramNet,
@@ -76,7 +75,7 @@ import {
   type Instruments,
 } from '@museum/instruments';
 import { agreement, continualScores, countByShape, labelCounts, type ShapeCounts, type TaskMatrix } from './continual_metrics';
-import { galleryPng, heatCell, type GalleryBlock } from './gallery';
+import { batchImageRgb, galleryPng, heatCell, type GalleryBlock } from './gallery';
 
 // ------------------------------------------------------------------------------------------------ configuration
 
@@ -360,15 +359,6 @@ async function generateAll(gen: Generate, jobs: PromptJob[], batch: number, prog
   }
 }
 
-/** Image 0 of a [0, 1] batch as 8-bit RGB. */
-function firstImageRgb(images: tf.Tensor4D): RgbImage {
-  const [, h, w] = images.shape;
-  const t = tf.tidy(() => tf.cast(tf.round(tf.mul(tf.clipByValue(tf.slice(images, [0, 0, 0, 0], [1, -1, -1, -1]), 0, 1), 255)), 'int32'));
-  const rgb = Uint8Array.from(t.dataSync());
-  t.dispose();
-  return { rgb, width: w, height: h };
-}
-
 /** The instruments and the Gram references of one process. */
 export class ContinualJudge {
   private readonly refs = new Map<BenchmarkStyle, GramStatistics>();
@@ -637,7 +627,7 @@ export async function runContinualMethod(config: ContinualConfig, workDir: strin
             done += jobs.length;
             try {
               out.push(judge.cell(s, images, jobs));
-              const first = firstImageRgb(images);
+              const first = await batchImageRgb(images, 0);
               fs.writeFileSync(cellImageFile(workDir, method, t + 1, s), encodePng(first.rgb, first.width, first.height));
             } finally {
               images.dispose();

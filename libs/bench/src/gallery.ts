@@ -3,6 +3,7 @@
  * style, one column per task — the museum as it grew. Labels use a built-in 5×8 pixel font (lower case,
  * digits and a little punctuation; other characters print as `?`).
  */
+import { tf, imageToBytes } from '@museum/tensor';
 import { encodePng, type RgbImage } from '@museum/world';
 
 const GLYPH_W = 5;
@@ -208,4 +209,16 @@ export function heatCell(value: number, size: number, scale = 2): RgbImage {
 export function galleryPng(blocks: GalleryBlock[], options: GalleryOptions = {}): Buffer {
   const img = drawGallery(blocks, options);
   return encodePng(img.rgb, img.width, img.height);
+}
+
+/** Image `i` of a [0, 1] RGB batch as 8-bit pixels for a gallery cell. */
+export async function batchImageRgb(images: tf.Tensor4D, i: number): Promise<RgbImage> {
+  const one = tf.slice(images, i, 1);
+  try {
+    const { data, width, height, channels } = await imageToBytes(one);
+    if (channels !== 3) throw new Error(`batchImageRgb: expected RGB images, got ${channels} channels`);
+    return { rgb: data, width, height };
+  } finally {
+    one.dispose();
+  }
 }
