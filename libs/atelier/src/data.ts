@@ -3,7 +3,7 @@
  * pre-training styles; never the benchmark styles) with caption variants, and the word vocabulary.
  */
 import { WordTokenizer } from '@museum/models';
-import { COLOURS, PRETRAIN_STYLES, SHAPES, Rng, deriveSeed, renderSample, renderTexture, rgbToFloat, contentPrompt, type Style } from '@museum/world';
+import { COLOURS, PRETRAIN_STYLES, SHAPES, Rng, deriveSeed, renderSample, renderTexture, rgbToFloat, contentPrompt, type Colour, type Style } from '@museum/world';
 import { ATELIER_IMAGE_SIZE, ATELIER_MAX_TOKENS } from './configs';
 
 export const BASE_STYLES: readonly Style[] = ['plain', ...PRETRAIN_STYLES];
@@ -36,19 +36,80 @@ export interface Batch {
 }
 
 /**
+ * A content mode the stream draws more often than the uniform mix does: with probability `share`
+ * an image is this (style, colour) rendering (shape, pose and the rest still random). Used to
+ * continue pre-training on a mode the model draws badly (white watercolor: 1/32 of the uniform stream).
+ */
+export interface RenderingEmphasis {
+  style: Style;
+  colour: Colour;
+  share: number;
+}
+
+/** One stretch of a pre-training run's data stream: the emphasis it used from `fromStep` on. */
+export interface StreamSegment {
+  fromStep: number;
+  emphasis: RenderingEmphasis[];
+}
+
+/**
+ * The stream record after a run (re)starts at `step` with `emphasis`: unchanged when the emphasis is the
+ * one in force; otherwise a new segment from `step` (and, for a checkpoint that predates the record,
+ * the uniform stretch before it).
+ */
+export function extendStreamRecord(segments: readonly StreamSegment[], step: number, emphasis: readonly RenderingEmphasis[]): StreamSegment[] {
+  const current = segments.length > 0 ? segments[segments.length - 1].emphasis : [];
+  if (JSON.stringify(current) === JSON.stringify(emphasis)) return [...segments];
+  const before = segments.length === 0 && step > 0 ? [{ fromStep: 0, emphasis: [] }] : segments.filter((s) => s.fromStep < step);
+  return [...before, { fromStep: step, emphasis: [...emphasis] }];
+}
+
+/** Parses `watercolor:white=0.125[,sketch:black=0.05]`; throws with the offending entry named. */
+export function parseRenderingEmphasis(text: string): RenderingEmphasis[] {
+  const out: RenderingEmphasis[] = [];
+  for (const entry of text.split(',').map((e) => e.trim()).filter((e) => e.length > 0)) {
+    const m = /^([a-z]+):([a-z]+)=([0-9.]+)$/.exec(entry);
+    if (!m) throw new Error(`emphasis '${entry}' is not style:colour=share (e.g. watercolor:white=0.125)`);
+    const [, style, colour, shareText] = m;
+    if (!BASE_STYLES.includes(style as Style)) throw new Error(`emphasis '${entry}': style must be one of ${BASE_STYLES.join(', ')} (pre-training never sees benchmark styles)`);
+    if (!(COLOURS as readonly string[]).includes(colour)) throw new Error(`emphasis '${entry}': colour must be one of ${COLOURS.join(', ')}`);
+    const share = Number(shareText);
+    if (!(share > 0 && share < 1)) throw new Error(`emphasis '${entry}': share must be in (0, 1), got ${shareText}`);
+    out.push({ style: style as Style, colour: colour as Colour, share });
+  }
+  const total = out.reduce((a, e) => a + e.share, 0);
+  if (total >= 1) throw new Error(`emphasis shares sum to ${total}: they must leave room for the uniform stream (< 1)`);
+  return out;
+}
+
+/**
  * Deterministic batch `index` for data-parallel rank `rank`: seeds derive from (seed, index, rank), so
  * a resumed run sees the same stream and ranks never duplicate each other's images.
- * `dropCaption` is the classifier-free-guidance probability of an empty caption.
+ * `dropCaption` is the classifier-free-guidance probability of an empty caption. Without `emphasis`
+ * the stream is exactly the one the shipped model was trained on (no extra random draws).
  */
-export function pretrainBatch(opts: { seed: number; index: number; rank: number; size: number; dropCaption?: number }): Batch {
+export function pretrainBatch(opts: { seed: number; index: number; rank: number; size: number; dropCaption?: number; emphasis?: readonly RenderingEmphasis[] }): Batch {
   const { size } = opts;
   const px = ATELIER_IMAGE_SIZE * ATELIER_IMAGE_SIZE * 3;
   const images = new Float32Array(size * px);
   const captions: string[] = [];
   const rng = new Rng(deriveSeed('pretrain', opts.seed, opts.index, opts.rank));
+  const emphasis = opts.emphasis ?? [];
   for (let k = 0; k < size; k++) {
-    const style = BASE_STYLES[Math.floor(rng.float() * BASE_STYLES.length)];
-    const sample = renderSample({ style, seed: Math.floor(rng.float() * 2 ** 31) });
+    let style = BASE_STYLES[Math.floor(rng.float() * BASE_STYLES.length)];
+    let colour: Colour | undefined;
+    if (emphasis.length > 0) {
+      let u = rng.float();
+      for (const e of emphasis) {
+        if (u < e.share) {
+          style = e.style;
+          colour = e.colour;
+          break;
+        }
+        u -= e.share;
+      }
+    }
+    const sample = renderSample({ style, colour, seed: Math.floor(rng.float() * 2 ** 31) });
     rgbToFloat(sample.rgb, images, k * px);
     const variants = captionVariants(sample.colour, sample.shape, style);
     const text = variants[Math.floor(rng.float() * variants.length)];

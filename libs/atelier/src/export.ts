@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { savePipelineFolder } from '@museum/models';
 import { ATELIER_SCHEDULER_CONFIG } from './configs';
+import type { StreamSegment } from './data';
 import { buildAtelierModels } from './pretrain/stages';
 import { loadCheckpointWeights, readCheckpointState, type CheckpointState } from './pretrain/checkpoint';
 
@@ -18,6 +19,8 @@ export interface AtelierTrainingRecord {
   finished: boolean;
   stages: Record<'vae' | 'diffusion', { step: number; totalSteps: number; imagesSeen: number; trainSeconds: number; imagesPerSecond: number }>;
   scalingFactor: number;
+  /** Diffusion stage: the stretches of the data stream that were not the uniform mix (absent: uniform throughout). */
+  dataStream?: StreamSegment[];
   exportedAt: string;
 }
 
@@ -55,6 +58,7 @@ export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffus
     finished: vaeState.step >= vaeState.totalSteps && diffState.step >= diffState.totalSteps,
     stages: { vae: stage(vaeState), diffusion: stage(diffState) },
     scalingFactor: vaeState.scalingFactor,
+    ...(diffState.streamSegments ? { dataStream: diffState.streamSegments as StreamSegment[] } : {}),
     exportedAt: new Date().toISOString(),
   };
   fs.writeFileSync(path.join(o.outDir, ATELIER_TRAINING_FILE), JSON.stringify(record, null, 2) + '\n');

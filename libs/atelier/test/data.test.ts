@@ -1,4 +1,4 @@
-import { BASE_STYLES, autoencoderBatch, pretrainBatch, captionVariants } from '@museum/atelier';
+import { BASE_STYLES, autoencoderBatch, extendStreamRecord, parseRenderingEmphasis, pretrainBatch, captionVariants } from '@museum/atelier';
 import { BENCHMARK_STYLES } from '@museum/world';
 
 const IMAGE = 64 * 64 * 3;
@@ -41,5 +41,45 @@ describe('Atelier pre-training data', () => {
       for (const c of batch.captions) for (const s of BENCHMARK_STYLES) expect(c).not.toContain(s);
     }
     expect(captionVariants('red', 'star', 'plain')).toEqual(['a red star']);
+  });
+
+  test('an emphasis draws its mode at about its share; without one the stream is the uniform one it always was', () => {
+    const plain = pretrainBatch({ seed: 4, index: 7, rank: 1, size: 32 });
+    const empty = pretrainBatch({ seed: 4, index: 7, rank: 1, size: 32, emphasis: [] });
+    expect(empty.captions).toEqual(plain.captions);
+    expect(Buffer.from(empty.images.buffer).equals(Buffer.from(plain.images.buffer))).toBe(true);
+    const isWhiteWatercolor = (c: string) => c.startsWith('a white ') && c.includes('watercolor');
+    const count = (emphasis?: ReturnType<typeof parseRenderingEmphasis>) => {
+      let n = 0;
+      for (let index = 0; index < 8; index++) n += pretrainBatch({ seed: 4, index, rank: 0, size: 32, emphasis }).captions.filter(isWhiteWatercolor).length;
+      return n;
+    };
+    // 256 images: uniform gives ~1/32 white watercolor (~8), a 0.5 emphasis about half plus that (~132).
+    expect(count()).toBeLessThan(20);
+    const emphasised = count(parseRenderingEmphasis('watercolor:white=0.5'));
+    expect(emphasised).toBeGreaterThan(100);
+    expect(emphasised).toBeLessThan(165);
+  });
+
+  test('emphasis text is read strictly: base styles only, known colours, shares that leave room for the uniform stream', () => {
+    expect(parseRenderingEmphasis('watercolor:white=0.125, sketch:black=0.05')).toEqual([
+      { style: 'watercolor', colour: 'white', share: 0.125 },
+      { style: 'sketch', colour: 'black', share: 0.05 },
+    ]);
+    expect(() => parseRenderingEmphasis('neon:white=0.1')).toThrow(/pre-training never sees benchmark styles/);
+    expect(() => parseRenderingEmphasis('watercolor:grey=0.1')).toThrow(/colour must be one of/);
+    expect(() => parseRenderingEmphasis('watercolor:white')).toThrow(/style:colour=share/);
+    expect(() => parseRenderingEmphasis('watercolor:white=0')).toThrow(/share must be in/);
+    expect(() => parseRenderingEmphasis('watercolor:white=0.6,pixel:red=0.5')).toThrow(/sum to 1\.1/);
+  });
+
+  test('the stream record gains a segment only when the emphasis changes', () => {
+    const white = parseRenderingEmphasis('watercolor:white=0.125');
+    expect(extendStreamRecord([], 0, [])).toEqual([]);
+    const fromShipped = extendStreamRecord([], 5000, white);
+    expect(fromShipped).toEqual([{ fromStep: 0, emphasis: [] }, { fromStep: 5000, emphasis: white }]);
+    expect(extendStreamRecord(fromShipped, 5300, white)).toEqual(fromShipped);
+    expect(extendStreamRecord(fromShipped, 5300, [])).toEqual([...fromShipped, { fromStep: 5300, emphasis: [] }]);
+    expect(extendStreamRecord([], 0, white)).toEqual([{ fromStep: 0, emphasis: white }]);
   });
 });

@@ -26,6 +26,24 @@ test('export writes a diffusers folder and a training record that says whether p
   expect(record.finished).toBe(false);
   expect(record.stages.diffusion).toMatchObject({ step: 5, totalSteps: 20, imagesSeen: 160, imagesPerSecond: 8 });
   expect(record.stages.vae.imagesPerSecond).toBe(4);
+  expect(record.dataStream).toBeUndefined();
+  tf.dispose([...vae.values(), ...diff.values()]);
+  for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('the training record carries a diffusion run\'s non-uniform data stream', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-export-stream-'));
+  const models = buildAtelierModels(12);
+  const base = { seed: 12, lossHistory: [] as Array<[number, number]> };
+  const vae = prefixedStateDict({ vae: models.vae });
+  writeCheckpoint(path.join(root, 'ckpt', 'vae'), { weights: vae, state: { ...base, stage: 'vae', step: 10, totalSteps: 10, imagesSeen: 160, trainSeconds: 40, scalingFactor: 0.4 } });
+  const diff = prefixedStateDict({ text_encoder: models.textEncoder, unet: models.unet });
+  const streamSegments = [{ fromStep: 0, emphasis: [] }, { fromStep: 3, emphasis: [{ style: 'watercolor', colour: 'white', share: 0.125 }] }];
+  writeCheckpoint(path.join(root, 'ckpt', 'diffusion'), { weights: diff, state: { ...base, stage: 'diffusion', step: 6, totalSteps: 6, imagesSeen: 96, trainSeconds: 12, streamSegments } });
+  const r = exportAtelier({ checkpointsDir: path.join(root, 'ckpt'), outDir: path.join(root, 'atelier') });
+  expect(r.record.finished).toBe(true);
+  expect(r.record.dataStream).toEqual(streamSegments);
   tf.dispose([...vae.values(), ...diff.values()]);
   for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
   fs.rmSync(root, { recursive: true, force: true });

@@ -28,6 +28,8 @@ export interface StageRunOptions {
   textureShare?: number;
   /** Diffusion stage: Min-SNR-γ loss weighting (0: plain MSE). */
   minSnrGamma?: number;
+  /** Diffusion stage: content modes drawn more often than the uniform mix. */
+  emphasis?: WorkerConfig['emphasis'];
   onMessage?: (m: WorkerMessage) => void;
 }
 
@@ -72,6 +74,7 @@ export async function runStage(o: StageRunOptions): Promise<StageHandle> {
         overrides: o.overrides,
         textureShare: o.textureShare,
         minSnrGamma: o.minSnrGamma,
+        emphasis: o.emphasis,
       };
       const w = new Worker(entry.file, { workerData: cfg, execArgv: entry.execArgv });
       threads.push(w);

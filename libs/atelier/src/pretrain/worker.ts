@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
 import { AllReducer, FlatAdamW, FlatEma, clipScale, flatNorm, flattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
 import { buildAtelierModels, makeStage, measureScalingFactor, stageVariables, type StageName } from './stages';
-import { autoencoderBatch, pretrainBatch } from '../data';
+import { autoencoderBatch, extendStreamRecord, pretrainBatch, type RenderingEmphasis, type StreamSegment } from '../data';
 import { loadCheckpointWeights, loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
 export interface WorkerConfig {
@@ -31,6 +31,8 @@ export interface WorkerConfig {
   textureShare?: number;
   /** Diffusion stage: Min-SNR-γ loss weighting (0: plain MSE). */
   minSnrGamma?: number;
+  /** Diffusion stage: content modes drawn more often (recorded in the checkpoint from the step it starts). */
+  emphasis?: RenderingEmphasis[];
 }
 
 export type WorkerMessage =
@@ -90,6 +92,10 @@ async function run(cfg: WorkerConfig): Promise<void> {
     }
     state = { ...saved, totalSteps: cfg.steps };
   }
+  // The checkpoint says which stream each stretch of steps saw, so an export can say what the model was trained on.
+  const emphasis = cfg.stage === 'diffusion' ? cfg.emphasis ?? [] : [];
+  const segments = extendStreamRecord((state.streamSegments as StreamSegment[] | undefined) ?? [], state.step, emphasis);
+  if (segments.length > 0 && state.step < cfg.steps) state.streamSegments = segments;
   const reducer = new AllReducer(cfg.shared, cfg.rank);
   const stopFlag = new Int32Array(cfg.stop);
   post({ type: 'ready', rank: cfg.rank, step: state.step, params: opt.size });
@@ -113,7 +119,7 @@ async function run(cfg: WorkerConfig): Promise<void> {
     const stepSeed = (cfg.seed * 100003 + state.step * 31 + cfg.rank) >>> 0;
     const batch = cfg.stage !== 'diffusion'
       ? autoencoderBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, textureShare: cfg.textureShare ?? 0 })
-      : pretrainBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, dropCaption: 0.1 });
+      : pretrainBatch({ seed: cfg.seed, index: state.step, rank: cfg.rank, size: cfg.batchPerRank, dropCaption: 0.1, emphasis });
     const { value, grads } = tf.variableGrads(() => stage.loss(batch, stepSeed), variables);
     const gradList = variables.map((v) => grads[v.name] ?? null);
     const flat = flattenTensors(gradList, shapes, [value.dataSync()[0], Atomics.load(stopFlag, 0)]);

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { exportAtelier, readCheckpointState, runStage, type StageName, type WorkerMessage } from '@museum/atelier';
+import { exportAtelier, parseRenderingEmphasis, readCheckpointState, runStage, type RenderingEmphasis, type StageName, type WorkerMessage } from '@museum/atelier';
 import { initBackend } from '@museum/tensor';
 import { atelierDir, modelsDir } from '../paths';
 import { intFlag } from '../flags';
@@ -15,6 +15,7 @@ interface PretrainOpts {
   vaeBatch: string;
   textureShare: string;
   minSnr: string;
+  emphasis?: string;
   workers?: string;
   lr?: string;
   checkpoints?: string;
@@ -31,9 +32,10 @@ interface StageChoice {
   workers?: number;
   textureShare?: number;
   minSnrGamma?: number;
+  emphasis?: RenderingEmphasis[];
 }
 
-async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureShare, minSnrGamma }: StageChoice): Promise<boolean> {
+async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureShare, minSnrGamma, emphasis }: StageChoice): Promise<boolean> {
   const dir = path.join(checkpoints, stage);
   const prior = readCheckpointState(dir);
   if (prior && prior.step >= steps) {
@@ -51,6 +53,7 @@ async function runOne({ stage, steps, batch, lr, checkpoints, workers, textureSh
     workers,
     textureShare,
     minSnrGamma,
+    emphasis,
     checkpointDir: dir,
     vaeCheckpointDir: path.join(checkpoints, 'vae'),
     onMessage: (m: WorkerMessage) => {
@@ -98,6 +101,7 @@ export function registerPretrain(program: Command): void {
     .option('--vae-batch <n>', 'VAE stage: global batch size', '16')
     .option('--texture-share <x>', 'VAE stage: share of generic textures among training images (0: base renderings only)', '0.5')
     .option('--min-snr <gamma>', 'diffusion stage: Min-SNR-γ loss weighting (0: plain MSE)', '5')
+    .option('--emphasis <list>', 'diffusion stage: draw content modes more often, style:colour=share[,…] (e.g. watercolor:white=0.125; recorded in the checkpoint)')
     .option('--workers <n>', 'data-parallel worker threads (default: one per core)')
     .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 1e-4 decoder, 5e-4 diffusion)')
     .option('--checkpoints <dir>', 'checkpoint folder (default: models/checkpoints/atelier)')
@@ -112,6 +116,12 @@ export function registerPretrain(program: Command): void {
       const workers = intFlag('--workers', o.workers);
       if (!['vae', 'decoder', 'diffusion', 'all'].includes(o.stage)) throw new InvalidArgumentError(`--stage must be vae, decoder, diffusion or all, got '${o.stage}'`);
       if (o.stage === 'decoder' && decoderSteps === 0) throw new InvalidArgumentError('--stage decoder needs --decoder-steps > 0');
+      let emphasis: RenderingEmphasis[] | undefined;
+      try {
+        emphasis = o.emphasis === undefined ? undefined : parseRenderingEmphasis(o.emphasis);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
       const lr = (fallback: number) => (o.lr === undefined ? fallback : Number(o.lr));
       if (!o.exportOnly) {
         if (o.stage === 'vae' || o.stage === 'all') {
@@ -124,7 +134,7 @@ export function registerPretrain(program: Command): void {
           if (!ok) return;
         }
         if (o.stage === 'diffusion' || o.stage === 'all') {
-          const ok = await runOne({ stage: 'diffusion', steps: intFlag('--diffusion-steps', o.diffusionSteps) as number, batch, lr: lr(5e-4), checkpoints, workers, minSnrGamma: Number(o.minSnr) });
+          const ok = await runOne({ stage: 'diffusion', steps: intFlag('--diffusion-steps', o.diffusionSteps) as number, batch, lr: lr(5e-4), checkpoints, workers, minSnrGamma: Number(o.minSnr), emphasis });
           if (!ok) return;
         }
       }
