@@ -35,6 +35,7 @@ interface BaseOpts {
   model?: string;
   steps: string;
   guidance: string;
+  guidanceRescale: string;
   sampler: SamplerName;
   styleSamples?: string;
   quick?: boolean;
@@ -52,6 +53,7 @@ export function registerBench(program: Command): void {
     .option('--model <dir>', 'diffusers folder (default: the bundled Atelier model)')
     .option('--steps <n>', 'sampler steps', '25')
     .option('--guidance <x>', 'guidance scale', '7.5')
+    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale: pull the guided prediction's spread back to the conditional one's (0: off; 0.7 as Lin et al.)", '0')
     .option('--sampler <name>', 'ddim, dpmpp-2m or euler-a', 'ddim')
     .option('--style-samples <n>', 'images per pre-training style (default: as many as the unstyled prompts, 64 contents × seeds)')
     .option('--quick', 'one seed, fewer style samples (for CI)')
@@ -66,6 +68,7 @@ export function registerBench(program: Command): void {
         const r = await runBaseBench(pipe, inst, {
           steps: Number(o.steps),
           guidance: Number(o.guidance),
+          guidanceRescale: Number(o.guidanceRescale),
           sampler: o.sampler,
           seeds: o.quick ? [1] : [1, 2],
           styleSamples,

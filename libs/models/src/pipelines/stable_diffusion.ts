@@ -88,6 +88,12 @@ export interface DenoiseOptions {
   steps?: number;
   /** Classifier-free guidance scale (default 7.5; ≤ 1 turns guidance off). */
   guidance?: number;
+  /**
+   * diffusers' `guidance_rescale` φ (default 0: off): the guided prediction is rescaled to the conditional
+   * one's standard deviation and mixed in at φ, against the over-exposure that strong guidance causes
+   * (Lin et al. 2023, §3.4; they use 0.7).
+   */
+  guidanceRescale?: number;
   sampler?: SamplerName;
   /** Image size in pixels (default: the UNet's sample_size × the VAE factor); multiples of the VAE factor. */
   height?: number;
@@ -114,6 +120,19 @@ export interface GenerateOptions extends Omit<DenoiseOptions, 'embeddings' | 'ne
   prompt: string | string[];
   /** Negative prompt(s); default empty (the unconditional prompt of classifier-free guidance). */
   negativePrompt?: string | string[];
+}
+
+/**
+ * diffusers' `rescale_noise_cfg`: per image, scale the guided prediction to the standard deviation of the
+ * conditional one, then take φ of that and 1 − φ of the guided prediction.
+ */
+export function rescaleGuidedPrediction(guided: tf.Tensor, cond: tf.Tensor, phi: number): tf.Tensor {
+  return tf.tidy(() => {
+    const axes = guided.shape.map((_, i) => i).slice(1);
+    const std = (x: tf.Tensor) => tf.sqrt(tf.moments(x, axes, true).variance);
+    const rescaled = tf.mul(guided, tf.div(std(cond), std(guided)));
+    return tf.add(tf.mul(rescaled, phi), tf.mul(guided, 1 - phi));
+  });
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -235,6 +254,8 @@ export class StableDiffusionPipeline {
     const { embeddings, signal } = options;
     const steps = options.steps ?? 25;
     const guidance = options.guidance ?? 7.5;
+    const guidanceRescale = options.guidanceRescale ?? 0;
+    if (!(guidanceRescale >= 0 && guidanceRescale <= 1)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${guidanceRescale}`);
     const sampler = options.sampler ?? 'dpmpp-2m';
     const eta = options.eta ?? 0;
     if (embeddings.rank !== 3) throw new Error(`denoise: embeddings must be [B, L, D], got [${embeddings.shape}]`);
@@ -279,6 +300,7 @@ export class StableDiffusionPipeline {
           if (cfg) {
             const [uncond, cond] = tf.split(pred, 2, 0);
             pred = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
+            if (guidanceRescale > 0) pred = rescaleGuidedPrediction(pred, cond, guidanceRescale);
           }
           return scheduler.step(pred, t, x, { generator, eta });
         });
