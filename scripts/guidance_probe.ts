@@ -1,0 +1,57 @@
+/**
+ * One content mode of the base model across guidance scales: every shape in one colour and pre-training style,
+ * `seeds` seeds each, generated at each guidance scale and judged by the style instrument (the bench-base
+ * protocol's sampler, but its own seeds 1..n, so it is not a rerun of the benchmark's images):
+ *
+ *   node -r ./scripts/ts-register.js scripts/guidance_probe.ts watercolor white 1,3,5,7.5,10 OUT.json [SHEET.png]
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { initBackend, tf, imageGrid, encodePng } from '@museum/tensor';
+import { StableDiffusionPipeline } from '@museum/models';
+import { disposeInstruments, loadInstruments } from '@museum/instruments';
+import { labelCounts } from '@museum/bench';
+import { COLOURS, PRETRAIN_STYLES, SHAPES, caption, type Colour, type Style } from '@museum/world';
+
+const SEEDS = 2;
+
+async function main(): Promise<void> {
+  const [style, colour, guidanceList, jsonOut, sheetOut] = process.argv.slice(2);
+  const guidances = (guidanceList ?? '').split(',').map(Number);
+  if (!PRETRAIN_STYLES.includes(style as Style) || !COLOURS.includes(colour as Colour) || guidances.some((g) => !Number.isFinite(g)) || !jsonOut) {
+    throw new Error(`usage: guidance_probe.ts STYLE COLOUR G1,G2,… OUT.json [SHEET.png]; STYLE one of ${PRETRAIN_STYLES.join(', ')}`);
+  }
+  await initBackend({ log: () => {} });
+  const inst = loadInstruments();
+  const pipe = StableDiffusionPipeline.fromPretrained(path.resolve('models/atelier'));
+  const prompts: string[] = [];
+  const seeds: number[] = [];
+  for (let s = 1; s <= SEEDS; s++) for (const shape of SHAPES) {
+    prompts.push(caption(colour as Colour, shape, style as Style));
+    seeds.push(s);
+  }
+  const byGuidance: Record<string, Record<string, number>> = {};
+  const tiles: tf.Tensor3D[] = [];
+  for (const guidance of guidances) {
+    const images = (await pipe.generate({ prompt: prompts, seed: seeds, steps: 25, guidance, sampler: 'ddim' })) as tf.Tensor4D;
+    byGuidance[String(guidance)] = labelCounts(tf.tidy(() => inst.style.classify(tf.sub(tf.mul(images, 2), 1))).labels);
+    tiles.push(...tf.unstack(images) as tf.Tensor3D[]);
+    images.dispose();
+    process.stderr.write(`guidance ${guidance}: ${JSON.stringify(byGuidance[String(guidance)])}\n`);
+  }
+  const report = { style, colour, images_per_guidance: prompts.length, sampler: 'ddim', steps: 25, by_guidance: byGuidance, command: `scripts/guidance_probe.ts ${process.argv.slice(2).join(' ')}`, date: new Date().toISOString() };
+  fs.writeFileSync(jsonOut, JSON.stringify(report, null, 2) + '\n');
+  if (sheetOut) {
+    const sheet = imageGrid(tiles, prompts.length, { pad: 2, background: 1 });
+    fs.writeFileSync(sheetOut, await encodePng(sheet, { range: '0,1' }));
+    sheet.dispose();
+  }
+  tf.dispose(tiles);
+  pipe.dispose();
+  disposeInstruments(inst);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
