@@ -4,6 +4,8 @@
  * protocol's sampler, but its own seeds 1..n, so it is not a rerun of the benchmark's images):
  *
  *   node -r ./scripts/ts-register.js scripts/guidance_probe.ts watercolor white 1,3,5,7.5,10 OUT.json [SHEET.png]
+ *
+ * A scale written `7.5@0-600` guides only at timesteps 0…600 (the pipeline's guidanceInterval).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -17,8 +19,12 @@ const SEEDS = 2;
 
 async function main(): Promise<void> {
   const [style, colour, guidanceList, jsonOut, sheetOut] = process.argv.slice(2);
-  const guidances = (guidanceList ?? '').split(',').map(Number);
-  if (!PRETRAIN_STYLES.includes(style as Style) || !COLOURS.includes(colour as Colour) || guidances.some((g) => !Number.isFinite(g)) || !jsonOut) {
+  const settings = (guidanceList ?? '').split(',').map((text) => {
+    const [scale, interval] = text.split('@');
+    const bounds = interval?.split('-').map(Number);
+    return { text, guidance: Number(scale), guidanceInterval: bounds ? ([bounds[0], bounds[1]] as const) : undefined };
+  });
+  if (!PRETRAIN_STYLES.includes(style as Style) || !COLOURS.includes(colour as Colour) || settings.some((g) => !Number.isFinite(g.guidance)) || !jsonOut) {
     throw new Error(`usage: guidance_probe.ts STYLE COLOUR G1,G2,… OUT.json [SHEET.png]; STYLE one of ${PRETRAIN_STYLES.join(', ')}`);
   }
   await initBackend({ log: () => {} });
@@ -32,12 +38,12 @@ async function main(): Promise<void> {
   }
   const byGuidance: Record<string, Record<string, number>> = {};
   const tiles: tf.Tensor3D[] = [];
-  for (const guidance of guidances) {
-    const images = (await pipe.generate({ prompt: prompts, seed: seeds, steps: 25, guidance, sampler: 'ddim' })) as tf.Tensor4D;
-    byGuidance[String(guidance)] = labelCounts(tf.tidy(() => inst.style.classify(tf.sub(tf.mul(images, 2), 1))).labels);
+  for (const { text, guidance, guidanceInterval } of settings) {
+    const images = (await pipe.generate({ prompt: prompts, seed: seeds, steps: 25, guidance, guidanceInterval, sampler: 'ddim' })) as tf.Tensor4D;
+    byGuidance[text] = labelCounts(tf.tidy(() => inst.style.classify(tf.sub(tf.mul(images, 2), 1))).labels);
     tiles.push(...tf.unstack(images) as tf.Tensor3D[]);
     images.dispose();
-    process.stderr.write(`guidance ${guidance}: ${JSON.stringify(byGuidance[String(guidance)])}\n`);
+    process.stderr.write(`guidance ${text}: ${JSON.stringify(byGuidance[text])}\n`);
   }
   const report = { style, colour, images_per_guidance: prompts.length, sampler: 'ddim', steps: 25, by_guidance: byGuidance, command: `scripts/guidance_probe.ts ${process.argv.slice(2).join(' ')}`, date: new Date().toISOString() };
   fs.writeFileSync(jsonOut, JSON.stringify(report, null, 2) + '\n');

@@ -17,6 +17,8 @@ export interface BaseBenchOptions {
   guidance?: number;
   /** diffusers' `guidance_rescale` φ (default 0: off). */
   guidanceRescale?: number;
+  /** Guide only at timesteps in [from, to] (default: every step). */
+  guidanceInterval?: readonly [number, number];
   sampler?: SamplerName;
   /** Images per pipeline call. */
   batch?: number;
@@ -39,7 +41,7 @@ export interface BaseBenchResult {
   style_confusion: Record<string, Record<string, number>>;
   images: number;
   seconds: number;
-  config: { seeds: number[]; steps: number; guidance: number; guidance_rescale: number; sampler: SamplerName; style_samples: number };
+  config: { seeds: number[]; steps: number; guidance: number; guidance_rescale: number; guidance_interval: readonly [number, number] | null; sampler: SamplerName; style_samples: number };
   /** The first seed's image of every content prompt as a PNG contact sheet (rows: shapes, columns: colours). */
   contactSheetPng?: Buffer;
   /**
@@ -60,12 +62,12 @@ interface Job {
   style: string | null;
 }
 
-async function generateAll(pipe: StableDiffusionPipeline, jobs: Job[], o: Required<Pick<BaseBenchOptions, 'steps' | 'guidance' | 'guidanceRescale' | 'sampler' | 'batch'>>, progress: (n: number) => void): Promise<tf.Tensor4D[]> {
+async function generateAll(pipe: StableDiffusionPipeline, jobs: Job[], o: Required<Pick<BaseBenchOptions, 'steps' | 'guidance' | 'guidanceRescale' | 'sampler' | 'batch'>> & Pick<BaseBenchOptions, 'guidanceInterval'>, progress: (n: number) => void): Promise<tf.Tensor4D[]> {
   const out: tf.Tensor4D[] = [];
   for (let i = 0; i < jobs.length; i += o.batch) {
     const chunk = jobs.slice(i, i + o.batch);
     // One call per chunk; each image keeps its own seed so results do not depend on batching.
-    const images = await pipe.generate({ prompt: chunk.map((j) => j.prompt), seed: chunk.map((j) => j.seed), steps: o.steps, guidance: o.guidance, guidanceRescale: o.guidanceRescale, sampler: o.sampler });
+    const images = await pipe.generate({ prompt: chunk.map((j) => j.prompt), seed: chunk.map((j) => j.seed), steps: o.steps, guidance: o.guidance, guidanceRescale: o.guidanceRescale, guidanceInterval: o.guidanceInterval, sampler: o.sampler });
     out.push(images as tf.Tensor4D);
     progress(Math.min(jobs.length, i + o.batch));
   }
@@ -83,6 +85,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     steps: options.steps ?? 25,
     guidance: options.guidance ?? 7.5,
     guidanceRescale: options.guidanceRescale ?? 0,
+    guidanceInterval: options.guidanceInterval,
     sampler: options.sampler ?? ('ddim' as SamplerName),
     batch: options.batch ?? 16,
   };
@@ -156,7 +159,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     style_confusion: styleConfusion,
     images: total,
     seconds: (Date.now() - t0) / 1000,
-    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, guidance_rescale: o.guidanceRescale, sampler: o.sampler, style_samples: styleSamples },
+    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, guidance_rescale: o.guidanceRescale, guidance_interval: o.guidanceInterval ?? null, sampler: o.sampler, style_samples: styleSamples },
     contactSheetPng,
     styleMissesPng,
   };

@@ -103,6 +103,35 @@ describe('denoising loop (stub UNet)', () => {
     tf.dispose([latents, x, embeddings, negativeEmbeddings]);
   });
 
+  it('guides only inside guidanceInterval: outside it the step takes the conditional prediction alone', async () => {
+    const pipe = stubPipeline();
+    const embeddings = tf.fill([1, 4, 3], 0.3) as tf.Tensor3D;
+    const negativeEmbeddings = tf.fill([1, 4, 3], -0.1) as tf.Tensor3D;
+    const before = tf.memory().numTensors;
+    // timesteps 751, 501, 251, 1: guided at 751 and 501 only
+    const latents = await pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 4, guidance: 3, guidanceInterval: [300, 800], sampler: 'ddim', height: 8, width: 8 });
+    expect(tf.memory().numTensors).toBe(before + 1);
+    const s = new DDIMScheduler(SD_SCHEDULER_CONFIG);
+    s.setTimesteps(4);
+    let x = createBatchGenerator([5]).normal([1, 4, 4, 2]);
+    for (const t of s.timesteps) {
+      const eps = tf.tidy(() => {
+        const u = tf.add(tf.mul(x, 0.1), -0.1);
+        const c = tf.add(tf.mul(x, 0.1), 0.3);
+        return t >= 300 && t <= 800 ? tf.add(u, tf.mul(tf.sub(c, u), 3)) : c;
+      });
+      const next = s.step(eps, t, x);
+      tf.dispose([eps, x]);
+      x = next;
+    }
+    const a = latents.dataSync();
+    const b = x.dataSync();
+    for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 5);
+    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [800, 300], height: 8, width: 8 })).rejects.toThrow(/guidanceInterval \[800, 300\] is empty/);
+    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceRescale: 1.5, height: 8, width: 8 })).rejects.toThrow(/guidanceRescale must be in \[0, 1\]/);
+    tf.dispose([latents, x, embeddings, negativeEmbeddings]);
+  });
+
   it('every sampler is reproducible from the seed, seed-dependent and leak-free; batched seeds equal single runs', async () => {
     const pipe = stubPipeline();
     const { embeddings, negativeEmbeddings } = pipe.encodePrompt(['a red cat', 'a blue dog'], 'ugly');

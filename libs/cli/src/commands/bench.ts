@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend } from '@museum/tensor';
 import { AutoencoderKL, StableDiffusionPipeline, loadModelFolder, type SamplerName } from '@museum/models';
@@ -36,9 +36,20 @@ interface BaseOpts {
   steps: string;
   guidance: string;
   guidanceRescale: string;
+  guidanceInterval?: string;
   sampler: SamplerName;
   styleSamples?: string;
   quick?: boolean;
+}
+
+/** `--guidance-interval from,to` as timesteps; refused unless two numbers with from ≤ to. */
+export function guidanceIntervalFlag(text: string | undefined): [number, number] | undefined {
+  if (text === undefined) return undefined;
+  const bounds = text.split(',').map((b) => Number(b.trim()));
+  if (bounds.length !== 2 || bounds.some((b) => !Number.isFinite(b)) || bounds[0] > bounds[1]) {
+    throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with from ≤ to (e.g. 0,600), got '${text}'`);
+  }
+  return [bounds[0], bounds[1]];
 }
 
 export function registerBench(program: Command): void {
@@ -54,6 +65,7 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'sampler steps', '25')
     .option('--guidance <x>', 'guidance scale', '7.5')
     .option('--guidance-rescale <phi>', "diffusers' guidance_rescale: pull the guided prediction's spread back to the conditional one's (0: off; 0.7 as Lin et al.)", '0')
+    .option('--guidance-interval <from,to>', 'guide only at timesteps from…to (0…999; default: every step)')
     .option('--sampler <name>', 'ddim, dpmpp-2m or euler-a', 'ddim')
     .option('--style-samples <n>', 'images per pre-training style (default: as many as the unstyled prompts, 64 contents × seeds)')
     .option('--quick', 'one seed, fewer style samples (for CI)')
@@ -69,6 +81,7 @@ export function registerBench(program: Command): void {
           steps: Number(o.steps),
           guidance: Number(o.guidance),
           guidanceRescale: Number(o.guidanceRescale),
+          guidanceInterval: guidanceIntervalFlag(o.guidanceInterval),
           sampler: o.sampler,
           seeds: o.quick ? [1] : [1, 2],
           styleSamples,

@@ -94,6 +94,12 @@ export interface DenoiseOptions {
    * (Lin et al. 2023, §3.4; they use 0.7).
    */
   guidanceRescale?: number;
+  /**
+   * Guide only at timesteps in [from, to] (inclusive, on the scheduler's 0…num_train_timesteps − 1 scale);
+   * elsewhere the conditional prediction alone. Default: every step. Guidance at the highest noise levels
+   * decides the image's low frequencies (ground colour) and can collapse them (Kynkäänniemi et al. 2024).
+   */
+  guidanceInterval?: readonly [number, number];
   sampler?: SamplerName;
   /** Image size in pixels (default: the UNet's sample_size × the VAE factor); multiples of the VAE factor. */
   height?: number;
@@ -256,6 +262,8 @@ export class StableDiffusionPipeline {
     const guidance = options.guidance ?? 7.5;
     const guidanceRescale = options.guidanceRescale ?? 0;
     if (!(guidanceRescale >= 0 && guidanceRescale <= 1)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${guidanceRescale}`);
+    const [guideFrom, guideTo] = options.guidanceInterval ?? [-Infinity, Infinity];
+    if (!(guideFrom <= guideTo)) throw new Error(`denoise: guidanceInterval [${guideFrom}, ${guideTo}] is empty`);
     const sampler = options.sampler ?? 'dpmpp-2m';
     const eta = options.eta ?? 0;
     if (embeddings.rank !== 3) throw new Error(`denoise: embeddings must be [B, L, D], got [${embeddings.shape}]`);
@@ -299,8 +307,11 @@ export class StableDiffusionPipeline {
           let pred = this.unet.forward(input, t, ctx);
           if (cfg) {
             const [uncond, cond] = tf.split(pred, 2, 0);
-            pred = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
-            if (guidanceRescale > 0) pred = rescaleGuidedPrediction(pred, cond, guidanceRescale);
+            if (t < guideFrom || t > guideTo) pred = cond;
+            else {
+              pred = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
+              if (guidanceRescale > 0) pred = rescaleGuidedPrediction(pred, cond, guidanceRescale);
+            }
           }
           return scheduler.step(pred, t, x, { generator, eta });
         });
