@@ -6,14 +6,21 @@ import { ATELIER_TRAINING_FILE, buildAtelierModels, exportAtelier, prefixedState
 
 beforeAll(() => initBackend({ log: () => {} }));
 
-test('export writes a diffusers folder and a training record that says whether pre-training finished', () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-export-'));
-  const models = buildAtelierModels(11);
-  const base = { seed: 11, lossHistory: [] as Array<[number, number]> };
+/** Checkpoints of freshly built models: a finished VAE stage (10 steps, 160 images in 40 s) and the given diffusion state. */
+function writeTinyCheckpoints(root: string, seed: number, diffusion: { step: number; totalSteps: number; imagesSeen: number; trainSeconds: number; [extra: string]: unknown }) {
+  const models = buildAtelierModels(seed);
+  const base = { seed, lossHistory: [] as Array<[number, number]> };
   const vae = prefixedStateDict({ vae: models.vae });
   writeCheckpoint(path.join(root, 'ckpt', 'vae'), { weights: vae, state: { ...base, stage: 'vae', step: 10, totalSteps: 10, imagesSeen: 160, trainSeconds: 40, scalingFactor: 0.4 } });
   const diff = prefixedStateDict({ text_encoder: models.textEncoder, unet: models.unet });
-  writeCheckpoint(path.join(root, 'ckpt', 'diffusion'), { weights: diff, state: { ...base, stage: 'diffusion', step: 5, totalSteps: 20, imagesSeen: 160, trainSeconds: 20 } });
+  writeCheckpoint(path.join(root, 'ckpt', 'diffusion'), { weights: diff, state: { ...base, stage: 'diffusion', ...diffusion } });
+  tf.dispose([...vae.values(), ...diff.values()]);
+  for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
+}
+
+test('export writes a diffusers folder and a training record that says whether pre-training finished', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-export-'));
+  writeTinyCheckpoints(root, 11, { step: 5, totalSteps: 20, imagesSeen: 160, trainSeconds: 20 });
   const before = tf.memory().numTensors;
   const out = path.join(root, 'atelier');
   const r = exportAtelier({ checkpointsDir: path.join(root, 'ckpt'), outDir: out });
@@ -27,24 +34,15 @@ test('export writes a diffusers folder and a training record that says whether p
   expect(record.stages.diffusion).toMatchObject({ step: 5, totalSteps: 20, imagesSeen: 160, imagesPerSecond: 8 });
   expect(record.stages.vae.imagesPerSecond).toBe(4);
   expect(record.dataStream).toBeUndefined();
-  tf.dispose([...vae.values(), ...diff.values()]);
-  for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
   fs.rmSync(root, { recursive: true, force: true });
 });
 
 test('the training record carries a diffusion run\'s non-uniform data stream', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-export-stream-'));
-  const models = buildAtelierModels(12);
-  const base = { seed: 12, lossHistory: [] as Array<[number, number]> };
-  const vae = prefixedStateDict({ vae: models.vae });
-  writeCheckpoint(path.join(root, 'ckpt', 'vae'), { weights: vae, state: { ...base, stage: 'vae', step: 10, totalSteps: 10, imagesSeen: 160, trainSeconds: 40, scalingFactor: 0.4 } });
-  const diff = prefixedStateDict({ text_encoder: models.textEncoder, unet: models.unet });
   const streamSegments = [{ fromStep: 0, emphasis: [] }, { fromStep: 3, emphasis: [{ style: 'watercolor', colour: 'white', share: 0.125 }] }];
-  writeCheckpoint(path.join(root, 'ckpt', 'diffusion'), { weights: diff, state: { ...base, stage: 'diffusion', step: 6, totalSteps: 6, imagesSeen: 96, trainSeconds: 12, streamSegments } });
+  writeTinyCheckpoints(root, 12, { step: 6, totalSteps: 6, imagesSeen: 96, trainSeconds: 12, streamSegments });
   const r = exportAtelier({ checkpointsDir: path.join(root, 'ckpt'), outDir: path.join(root, 'atelier') });
   expect(r.record.finished).toBe(true);
   expect(r.record.dataStream).toEqual(streamSegments);
-  tf.dispose([...vae.values(), ...diff.values()]);
-  for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
   fs.rmSync(root, { recursive: true, force: true });
 });

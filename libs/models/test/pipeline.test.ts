@@ -65,6 +65,27 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/**
+ * The stub UNet's 4-step DDIM loop written out by hand (seed 5, context means 0.3 and -0.1 for cond and
+ * uncond, guidance 3 at the timesteps `guided` accepts, the conditional prediction elsewhere).
+ */
+function manualStubDdim(guided: (t: number) => boolean): tf.Tensor {
+  const s = new DDIMScheduler(SD_SCHEDULER_CONFIG);
+  s.setTimesteps(4);
+  let x = createBatchGenerator([5]).normal([1, 4, 4, 2]);
+  for (const t of s.timesteps) {
+    const eps = tf.tidy(() => {
+      const u = tf.add(tf.mul(x, 0.1), -0.1);
+      const c = tf.add(tf.mul(x, 0.1), 0.3);
+      return guided(t) ? tf.add(u, tf.mul(tf.sub(c, u), 3)) : c;
+    });
+    const next = s.step(eps, t, x);
+    tf.dispose([eps, x]);
+    x = next;
+  }
+  return x;
+}
+
 describe('denoising loop (stub UNet)', () => {
   it('batches uncond + cond in one UNet call and applies guidance as a manual DDIM loop does', async () => {
     const unet = new StubUNet();
@@ -84,19 +105,7 @@ describe('denoising loop (stub UNet)', () => {
     expect(unet.calls.map((c) => c.t)).toEqual([751, 501, 251, 1]);
 
     // the same loop by hand
-    const s = new DDIMScheduler(SD_SCHEDULER_CONFIG);
-    s.setTimesteps(4);
-    let x = createBatchGenerator([5]).normal([1, 4, 4, 2]);
-    for (const t of s.timesteps) {
-      const eps = tf.tidy(() => {
-        const u = tf.add(tf.mul(x, 0.1), -0.1);
-        const c = tf.add(tf.mul(x, 0.1), 0.3);
-        return tf.add(u, tf.mul(tf.sub(c, u), 3));
-      });
-      const next = s.step(eps, t, x);
-      tf.dispose([eps, x]);
-      x = next;
-    }
+    const x = manualStubDdim(() => true);
     const a = latents.dataSync();
     const b = x.dataSync();
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 5);
@@ -111,19 +120,7 @@ describe('denoising loop (stub UNet)', () => {
     // timesteps 751, 501, 251, 1: guided at 751 and 501 only
     const latents = await pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 4, guidance: 3, guidanceInterval: [300, 800], sampler: 'ddim', height: 8, width: 8 });
     expect(tf.memory().numTensors).toBe(before + 1);
-    const s = new DDIMScheduler(SD_SCHEDULER_CONFIG);
-    s.setTimesteps(4);
-    let x = createBatchGenerator([5]).normal([1, 4, 4, 2]);
-    for (const t of s.timesteps) {
-      const eps = tf.tidy(() => {
-        const u = tf.add(tf.mul(x, 0.1), -0.1);
-        const c = tf.add(tf.mul(x, 0.1), 0.3);
-        return t >= 300 && t <= 800 ? tf.add(u, tf.mul(tf.sub(c, u), 3)) : c;
-      });
-      const next = s.step(eps, t, x);
-      tf.dispose([eps, x]);
-      x = next;
-    }
+    const x = manualStubDdim((t) => t >= 300 && t <= 800);
     const a = latents.dataSync();
     const b = x.dataSync();
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 5);
