@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     const bounds = interval?.split('-').map(Number);
     return { text, guidance: Number(scale), guidanceInterval: bounds ? ([bounds[0], bounds[1]] as const) : undefined };
   });
-  if (!PRETRAIN_STYLES.includes(style as Style) || !COLOURS.includes(colour as Colour) || settings.some((g) => !Number.isFinite(g.guidance)) || !jsonOut) {
+  if (!(PRETRAIN_STYLES as readonly string[]).includes(style) || !COLOURS.includes(colour as Colour) || settings.some((g) => !Number.isFinite(g.guidance)) || !jsonOut) {
     throw new Error(`usage: guidance_probe.ts STYLE COLOUR G1,G2,… OUT.json [SHEET.png]; STYLE one of ${PRETRAIN_STYLES.join(', ')}`);
   }
   await initBackend({ log: () => {} });
@@ -40,7 +40,10 @@ async function main(): Promise<void> {
   const tiles: tf.Tensor3D[] = [];
   for (const { text, guidance, guidanceInterval } of settings) {
     const images = (await pipe.generate({ prompt: prompts, seed: seeds, steps: 25, guidance, guidanceInterval, sampler: 'ddim' })) as tf.Tensor4D;
-    byGuidance[text] = labelCounts(tf.tidy(() => inst.style.classify(tf.sub(tf.mul(images, 2), 1))).labels);
+    // Generated images are in [0, 1]; the instruments take [-1, 1].
+    const x = tf.tidy(() => tf.sub(tf.mul(images, 2), 1)) as tf.Tensor4D;
+    byGuidance[text] = labelCounts(inst.style.classify(x).labels);
+    x.dispose();
     tiles.push(...tf.unstack(images) as tf.Tensor3D[]);
     images.dispose();
     process.stderr.write(`guidance ${text}: ${JSON.stringify(byGuidance[text])}\n`);

@@ -16,7 +16,7 @@ interface GenerateOpts {
   seed: string;
   steps: string;
   guidance: string;
-  guidanceRescale: string;
+  guidanceRescale?: string;
   sampler: SamplerName;
   negative?: string;
   model?: string;
@@ -71,7 +71,7 @@ export async function generateToFile(prompt: string, o: GenerateOpts, log: (s: s
       seed: Number(o.seed),
       steps,
       guidance: Number(o.guidance),
-      guidanceRescale: Number(o.guidanceRescale),
+      guidanceRescale: Number(o.guidanceRescale ?? 0),
       sampler: o.sampler,
       onStep: (step) => bar.update(step),
     });
@@ -109,7 +109,7 @@ export function registerGenerate(program: Command): void {
       if (!SAMPLERS.includes(o.sampler)) throw new InvalidArgumentError(`--sampler must be one of ${SAMPLERS.join(', ')}`);
       const g = Number(o.guidance);
       if (!Number.isFinite(g) || g < 0 || g > 30) throw new InvalidArgumentError('--guidance must be a number in [0, 30]');
-      const phi = Number(o.guidanceRescale);
+      const phi = Number(o.guidanceRescale ?? 0);
       if (!Number.isFinite(phi) || phi < 0 || phi > 1) throw new InvalidArgumentError('--guidance-rescale must be a number in [0, 1]');
       if (o.address !== undefined) {
         if (phi !== 0) throw new InvalidArgumentError('--guidance-rescale is for in-process generation: the gateway does not take it yet');
