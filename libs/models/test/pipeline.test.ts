@@ -113,13 +113,17 @@ describe('denoising loop (stub UNet)', () => {
   });
 
   it('guides only inside guidanceInterval: outside it the step takes the conditional prediction alone', async () => {
-    const pipe = stubPipeline();
+    const unet = new StubUNet();
+    const pipe = stubPipeline(unet);
     const embeddings = tf.fill([1, 4, 3], 0.3) as tf.Tensor3D;
     const negativeEmbeddings = tf.fill([1, 4, 3], -0.1) as tf.Tensor3D;
     const before = tf.memory().numTensors;
     // timesteps 751, 501, 251, 1: guided at 751 and 501 only
     const latents = await pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 4, guidance: 3, guidanceInterval: [300, 800], sampler: 'ddim', height: 8, width: 8 });
     expect(tf.memory().numTensors).toBe(before + 1);
+    // unguided steps run the UNet on the conditional half only
+    expect(unet.calls.map((c) => c.batch)).toEqual([2, 2, 1, 1]);
+    expect(unet.calls[2].ctxMean[0]).toBeCloseTo(0.3, 6);
     const x = manualStubDdim((t) => t >= 300 && t <= 800);
     const a = latents.dataSync();
     const b = x.dataSync();

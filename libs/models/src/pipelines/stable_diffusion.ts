@@ -303,15 +303,14 @@ export class StableDiffusionPipeline {
         const x: tf.Tensor = latents;
         const ctx: tf.Tensor = context;
         const next = tf.tidy(() => {
-          const input = scheduler.scaleModelInput(cfg ? tf.concat([x, x], 0) : x, t);
-          let pred = this.unet.forward(input, t, ctx);
-          if (cfg) {
+          // Outside the guidance interval only the conditional half is needed: skip the unconditional UNet pass.
+          const guided = cfg && t >= guideFrom && t <= guideTo;
+          const input = scheduler.scaleModelInput(guided ? tf.concat([x, x], 0) : x, t);
+          let pred = this.unet.forward(input, t, guided || !cfg ? ctx : embeddings);
+          if (guided) {
             const [uncond, cond] = tf.split(pred, 2, 0);
-            if (t < guideFrom || t > guideTo) pred = cond;
-            else {
-              pred = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
-              if (guidanceRescale > 0) pred = rescaleGuidedPrediction(pred, cond, guidanceRescale);
-            }
+            pred = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
+            if (guidanceRescale > 0) pred = rescaleGuidedPrediction(pred, cond, guidanceRescale);
           }
           return scheduler.step(pred, t, x, { generator, eta });
         });
