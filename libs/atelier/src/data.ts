@@ -64,9 +64,19 @@ export function extendStreamRecord(segments: readonly StreamSegment[], step: num
   return [...before, { fromStep: step, emphasis: [...emphasis] }];
 }
 
-/** Parses `watercolor:white=0.125[,sketch:black=0.05]`; throws with the offending entry named. */
+/**
+ * The emphasis a (re)started run uses: the one asked for, else the one the checkpoint's stream was
+ * last using, so that resuming an interrupted run continues the stream it was on (`none` returns to uniform).
+ */
+export function resumedEmphasis(segments: readonly StreamSegment[], asked: readonly RenderingEmphasis[] | undefined): RenderingEmphasis[] {
+  if (asked !== undefined) return [...asked];
+  return segments.length > 0 ? [...segments[segments.length - 1].emphasis] : [];
+}
+
+/** Parses `watercolor:white=0.125[,sketch:black=0.05]`, or `none` (the uniform stream); throws with the offending entry named. */
 export function parseRenderingEmphasis(text: string): RenderingEmphasis[] {
   const out: RenderingEmphasis[] = [];
+  if (text.trim() === 'none') return out;
   for (const entry of text.split(',').map((e) => e.trim()).filter((e) => e.length > 0)) {
     const m = /^([a-z]+):([a-z]+)=([0-9.]+)$/.exec(entry);
     if (!m) throw new Error(`emphasis '${entry}' is not style:colour=share (e.g. watercolor:white=0.125)`);

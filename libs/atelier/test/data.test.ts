@@ -1,4 +1,4 @@
-import { BASE_STYLES, autoencoderBatch, extendStreamRecord, parseRenderingEmphasis, pretrainBatch, captionVariants } from '@museum/atelier';
+import { BASE_STYLES, autoencoderBatch, extendStreamRecord, parseRenderingEmphasis, resumedEmphasis, pretrainBatch, captionVariants } from '@museum/atelier';
 import { BENCHMARK_STYLES } from '@museum/world';
 
 const IMAGE = 64 * 64 * 3;
@@ -71,6 +71,19 @@ describe('Atelier pre-training data', () => {
     expect(() => parseRenderingEmphasis('watercolor:white')).toThrow(/style:colour=share/);
     expect(() => parseRenderingEmphasis('watercolor:white=0')).toThrow(/share must be in/);
     expect(() => parseRenderingEmphasis('watercolor:white=0.6,pixel:red=0.5')).toThrow(/sum to 1\.1/);
+    expect(parseRenderingEmphasis('none')).toEqual([]);
+    expect(() => parseRenderingEmphasis('none,watercolor:white=0.1')).toThrow(/style:colour=share/);
+  });
+
+  test('a run resumed without an emphasis continues the stream its checkpoint was on; one asked for wins', () => {
+    const white = parseRenderingEmphasis('watercolor:white=0.125');
+    const record = extendStreamRecord([], 5000, white);
+    expect(resumedEmphasis(record, undefined)).toEqual(white);
+    expect(resumedEmphasis(record, [])).toEqual([]);
+    expect(resumedEmphasis(record, parseRenderingEmphasis('pixel:red=0.1'))).toEqual([{ style: 'pixel', colour: 'red', share: 0.1 }]);
+    expect(resumedEmphasis([], undefined)).toEqual([]);
+    // Back to uniform at 5300: a later resume stays uniform.
+    expect(resumedEmphasis(extendStreamRecord(record, 5300, []), undefined)).toEqual([]);
   });
 
   test('the stream record gains a segment only when the emphasis changes', () => {

@@ -23,10 +23,12 @@ export interface BaseBenchOptions {
   /** Images per pipeline call. */
   batch?: number;
   /**
-   * Images per pre-training style for style accuracy (cycled over shapes × colours, seed 1000 + k);
+   * Images per pre-training style for style accuracy (cycled over shapes × colours, seed styleSeedStart + k);
    * the first n of a larger count are the images of a smaller one.
    */
   styleSamples?: number;
+  /** First seed of the styled images (default 1000); another value with other `seeds` gives a validation split. */
+  styleSeedStart?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -41,7 +43,7 @@ export interface BaseBenchResult {
   style_confusion: Record<string, Record<string, number>>;
   images: number;
   seconds: number;
-  config: { seeds: number[]; steps: number; guidance: number; guidance_rescale: number; guidance_interval: readonly [number, number] | null; sampler: SamplerName; style_samples: number };
+  config: { seeds: number[]; steps: number; guidance: number; guidance_rescale: number; guidance_interval: readonly [number, number] | null; sampler: SamplerName; style_samples: number; style_seed_start: number };
   /** The first seed's image of every content prompt as a PNG contact sheet (rows: shapes, columns: colours). */
   contactSheetPng?: Buffer;
   /**
@@ -91,6 +93,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
   };
   // As many styled images as unstyled ones unless asked otherwise, so every style is measured as finely as `plain`.
   const styleSamples = options.styleSamples ?? SHAPES.length * COLOURS.length * o.seeds.length;
+  const styleSeedStart = options.styleSeedStart ?? 1000;
   const t0 = Date.now();
   const content: Job[] = [];
   for (const seed of o.seeds) for (const shape of SHAPES) for (const colour of COLOURS) content.push({ prompt: contentPrompt(colour, shape), seed, shape, colour, style: null });
@@ -99,7 +102,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     for (let k = 0; k < styleSamples; k++) {
       const shape = SHAPES[k % SHAPES.length];
       const colour = COLOURS[(k * 3 + Math.floor(k / SHAPES.length)) % COLOURS.length];
-      styled.push({ prompt: `${contentPrompt(colour, shape)}, ${style}`, seed: 1000 + k, shape, colour, style });
+      styled.push({ prompt: `${contentPrompt(colour, shape)}, ${style}`, seed: styleSeedStart + k, shape, colour, style });
     }
   }
   const total = content.length + styled.length;
@@ -159,7 +162,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     style_confusion: styleConfusion,
     images: total,
     seconds: (Date.now() - t0) / 1000,
-    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, guidance_rescale: o.guidanceRescale, guidance_interval: o.guidanceInterval ?? null, sampler: o.sampler, style_samples: styleSamples },
+    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, guidance_rescale: o.guidanceRescale, guidance_interval: o.guidanceInterval ?? null, sampler: o.sampler, style_samples: styleSamples, style_seed_start: styleSeedStart },
     contactSheetPng,
     styleMissesPng,
   };

@@ -68,6 +68,7 @@ test('a chosen style sample size is counted exactly, and batching changes no jud
   const small = await runBaseBench(pipe, inst, { seeds: [1], steps: 2, batch: 3, styleSamples: 4 });
   const large = await runBaseBench(pipe, inst, { seeds: [1], steps: 2, batch: 32, styleSamples: 4 });
   expect(small.config.style_samples).toBe(4);
+  expect(small.config.style_seed_start).toBe(1000);
   expect(small.images).toBe(contents + 4 * PRETRAIN_STYLES.length);
   for (const style of PRETRAIN_STYLES) expect(sum(small.style_confusion[style])).toBe(4);
   // Batching must not change any judgement.

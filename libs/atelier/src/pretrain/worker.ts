@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'worker_threads';
 import { initBackend, tf } from '@museum/tensor';
 import { AllReducer, FlatAdamW, FlatEma, clipScale, flatNorm, flattenTensors, warmupCosineLr, type AllReduceShared } from '@museum/training';
 import { buildAtelierModels, makeStage, measureScalingFactor, stageVariables, type StageName } from './stages';
-import { autoencoderBatch, extendStreamRecord, pretrainBatch, type RenderingEmphasis, type StreamSegment } from '../data';
+import { autoencoderBatch, extendStreamRecord, pretrainBatch, resumedEmphasis, type RenderingEmphasis, type StreamSegment } from '../data';
 import { loadCheckpointWeights, loadPrefixed, prefixedStateDict, readCheckpointState, readCheckpointTensors, writeCheckpoint, type CheckpointState } from './checkpoint';
 
 export interface WorkerConfig {
@@ -93,8 +93,9 @@ async function run(cfg: WorkerConfig): Promise<void> {
     state = { ...saved, totalSteps: cfg.steps };
   }
   // The checkpoint says which stream each stretch of steps saw, so an export can say what the model was trained on.
-  const emphasis = cfg.stage === 'diffusion' ? cfg.emphasis ?? [] : [];
-  const segments = extendStreamRecord((state.streamSegments as StreamSegment[] | undefined) ?? [], state.step, emphasis);
+  const recorded = (state.streamSegments as StreamSegment[] | undefined) ?? [];
+  const emphasis = cfg.stage === 'diffusion' ? resumedEmphasis(recorded, cfg.emphasis) : [];
+  const segments = extendStreamRecord(recorded, state.step, emphasis);
   if (segments.length > 0 && state.step < cfg.steps) state.streamSegments = segments;
   const reducer = new AllReducer(cfg.shared, cfg.rank);
   const stopFlag = new Int32Array(cfg.stop);

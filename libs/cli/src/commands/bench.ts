@@ -39,7 +39,19 @@ interface BaseOpts {
   guidanceInterval?: string;
   sampler: SamplerName;
   styleSamples?: string;
+  seeds?: string;
+  styleSeedStart?: string;
   quick?: boolean;
+}
+
+/** `--seeds 1,2`: comma-separated non-negative integer seeds, at least one, no repeats. */
+export function seedListFlag(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const seeds = text.split(',').map((s) => s.trim());
+  if (seeds.some((s) => s === '' || !Number.isInteger(Number(s)) || Number(s) < 0) || new Set(seeds.map(Number)).size !== seeds.length) {
+    throw new InvalidArgumentError(`--seeds must be distinct non-negative integers separated by commas (e.g. 1,2), got '${text}'`);
+  }
+  return seeds.map(Number);
 }
 
 /** `--guidance-interval from,to` as timesteps; refused unless two numbers with from ≤ to. */
@@ -68,9 +80,14 @@ export function registerBench(program: Command): void {
     .option('--guidance-interval <from,to>', 'guide only at timesteps from…to (0…999; default: every step)')
     .option('--sampler <name>', 'ddim, dpmpp-2m or euler-a', 'ddim')
     .option('--style-samples <n>', 'images per pre-training style (default: as many as the unstyled prompts, 64 contents × seeds)')
+    .option('--seeds <list>', 'seeds of the unstyled prompts (default 1,2; --quick: 1)')
+    .option('--style-seed-start <n>', 'first seed of the styled images (default 1000); with other --seeds, a validation split that is not the benchmark\'s images')
     .option('--quick', 'one seed, fewer style samples (for CI)')
     .action(async (o: BaseOpts) => {
       const styleSamples = intFlag('--style-samples', o.styleSamples) ?? (o.quick ? 8 : undefined);
+      const seeds = seedListFlag(o.seeds) ?? (o.quick ? [1] : [1, 2]);
+      const styleSeedStart = intFlag('--style-seed-start', o.styleSeedStart, 0);
+      const guidanceInterval = guidanceIntervalFlag(o.guidanceInterval);
       await initBackend();
       const pipe = StableDiffusionPipeline.fromPretrained(path.resolve(o.model ?? atelierDir()));
       const inst = loadInstruments();
@@ -81,9 +98,10 @@ export function registerBench(program: Command): void {
           steps: Number(o.steps),
           guidance: Number(o.guidance),
           guidanceRescale: Number(o.guidanceRescale),
-          guidanceInterval: guidanceIntervalFlag(o.guidanceInterval),
+          guidanceInterval,
           sampler: o.sampler,
-          seeds: o.quick ? [1] : [1, 2],
+          seeds,
+          styleSeedStart,
           styleSamples,
           onProgress: (done, total) => {
             if (!started) {
@@ -95,7 +113,7 @@ export function registerBench(program: Command): void {
         });
         bar.stop();
         const { contactSheetPng, styleMissesPng, ...json } = r;
-        const text = JSON.stringify({ ...json, command: `museum bench base${o.quick ? ' --quick' : ''}${o.styleSamples !== undefined ? ` --style-samples ${styleSamples}` : ''}`, date: new Date().toISOString() }, null, 2);
+        const text = JSON.stringify({ ...json, command: `museum ${process.argv.slice(2).join(' ')}`, date: new Date().toISOString() }, null, 2);
         process.stdout.write(text + '\n');
         if (o.json) fs.writeFileSync(o.json, text + '\n');
         if (o.sheet && contactSheetPng) fs.writeFileSync(o.sheet, contactSheetPng);

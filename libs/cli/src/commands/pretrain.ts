@@ -101,7 +101,7 @@ export function registerPretrain(program: Command): void {
     .option('--vae-batch <n>', 'VAE stage: global batch size', '16')
     .option('--texture-share <x>', 'VAE stage: share of generic textures among training images (0: base renderings only)', '0.5')
     .option('--min-snr <gamma>', 'diffusion stage: Min-SNR-γ loss weighting (0: plain MSE)', '5')
-    .option('--emphasis <list>', 'diffusion stage: draw content modes more often, style:colour=share[,…] (e.g. watercolor:white=0.125; recorded in the checkpoint)')
+    .option('--emphasis <list>', 'diffusion stage: draw content modes more often, style:colour=share[,…] (e.g. watercolor:white=0.125; recorded in the checkpoint, and kept when a run resumes without this flag; none: back to uniform)')
     .option('--workers <n>', 'data-parallel worker threads (default: one per core)')
     .option('--lr <x>', 'peak learning rate (default 1e-3 VAE, 1e-4 decoder, 5e-4 diffusion)')
     .option('--checkpoints <dir>', 'checkpoint folder (default: models/checkpoints/atelier)')
