@@ -64,3 +64,23 @@ export function learnOverrides(pairs: readonly string[] = []): LearnOverrides {
   }
   return out;
 }
+
+/** `--guidance-interval from,to` as timesteps; refused unless two numbers with 0 ≤ from ≤ to. */
+export function guidanceIntervalFlag(text: string | undefined): [number, number] | undefined {
+  if (text === undefined) return undefined;
+  const bounds = text.split(',').map((b) => Number(b.trim()));
+  if (bounds.length !== 2 || bounds.some((b) => !Number.isFinite(b)) || bounds[0] < 0 || bounds[0] > bounds[1]) {
+    throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with 0 ≤ from ≤ to (e.g. 0,600), got '${text}'`);
+  }
+  return [bounds[0], bounds[1]];
+}
+
+/** `--seeds 1,2`: comma-separated non-negative integer seeds, at least one, no repeats. */
+export function seedListFlag(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const seeds = text.split(',').map((s) => s.trim());
+  if (seeds.some((s) => s === '' || !Number.isInteger(Number(s)) || Number(s) < 0) || new Set(seeds.map(Number)).size !== seeds.length) {
+    throw new InvalidArgumentError(`--seeds must be distinct non-negative integers separated by commas (e.g. 1,2), got '${text}'`);
+  }
+  return seeds.map(Number);
+}

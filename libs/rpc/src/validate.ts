@@ -75,6 +75,24 @@ export function checkGuidance(guidance: number | undefined, field = 'guidance', 
   return guidance;
 }
 
+/** diffusers' guidance_rescale φ: a number in [0, 1] (unset = 0, off). */
+export function checkGuidanceRescale(phi: number | undefined, field = 'guidance_rescale'): number {
+  if (phi === undefined) return 0;
+  if (!Number.isFinite(phi) || phi < 0 || phi > 1) throw invalidArgument(field, `must be a number in [0, 1] (0 = off), got ${phi}`);
+  return phi;
+}
+
+/** A guidance interval of training timesteps, 0 ≤ from ≤ to (unset = guide at every step). */
+export function checkGuidanceInterval(interval: museum.v1.GuidanceInterval | undefined, field = 'guidance_interval'): [number, number] | null {
+  if (interval === undefined) return null;
+  const from = interval.fromTimestep ?? 0;
+  const to = interval.toTimestep ?? 0;
+  if (!Number.isFinite(from) || !Number.isFinite(to) || from < 0 || to < from) {
+    throw invalidArgument(field, `must satisfy 0 <= from_timestep <= to_timestep, got [${from}, ${to}]`);
+  }
+  return [from, to];
+}
+
 /** A pixel size: 0 = `fallback`; otherwise a multiple of `multiple` in [minSide, maxSide]. */
 export function checkSide(side: number, field: string, fallback: number, multiple: number, limits: GenerationLimits = DEFAULT_LIMITS): number {
   if (side === 0) return fallback;

@@ -13,7 +13,7 @@
  * between two turns and its tensors are freed at once.
  */
 import { tf } from '@museum/tensor';
-import { applyLora, createBatchGenerator, createScheduler, type DenoisingUNet, type Generator, type LoraAdapterSet, type Module, type NoiseScheduler, type SamplerName } from '@museum/models';
+import { applyLora, checkGuidanceShaping, combineGuidance, createBatchGenerator, createScheduler, guidesAt, type DenoisingUNet, type Generator, type LoraAdapterSet, type Module, type NoiseScheduler, type SamplerName } from '@museum/models';
 import { abortError, resourceExhausted } from '@museum/rpc';
 
 export interface DenoiseJobInput {
@@ -25,6 +25,10 @@ export interface DenoiseJobInput {
   seed: number;
   steps: number;
   guidance: number;
+  /** diffusers' guidance_rescale φ in [0, 1] (0: off). */
+  guidanceRescale?: number;
+  /** Guide only at timesteps in [from, to]; elsewhere the conditional prediction alone (null: every step). */
+  guidanceInterval?: readonly [number, number] | null;
   sampler: SamplerName;
   /** [B, h, w, C] */
   latentShape: [number, number, number, number];
@@ -72,10 +76,13 @@ class Job {
   readonly scheduler: NoiseScheduler;
   readonly generator: Generator;
   readonly cfg: boolean;
-  readonly rows: number;
+  readonly images: number;
   readonly key: string;
   latents: tf.Tensor | null;
+  /** [uncond; cond] rows when guided, else cond. */
   context: tf.Tensor | null;
+  /** The conditional rows alone, for the steps outside the guidance interval. */
+  condContext: tf.Tensor | null;
   next = 0;
   sharedSteps = 0;
   done = false;
@@ -88,15 +95,17 @@ class Job {
     readonly reject: (err: unknown) => void,
   ) {
     const { embeddings, negativeEmbeddings, latentShape } = input;
+    checkGuidanceShaping(input.guidanceRescale ?? 0, input.guidanceInterval);
     this.cfg = input.guidance > 1;
     const b = latentShape[0];
-    this.rows = this.cfg ? 2 * b : b;
+    this.images = b;
     this.key = `v${input.version}|${latentShape.slice(1).join('x')}|${embeddings.shape.slice(1).join('x')}`;
     this.scheduler = createScheduler(input.sampler, schedulerConfig);
     this.scheduler.setTimesteps(input.steps);
     this.generator = createBatchGenerator(Array.from({ length: b }, (_, i) => input.seed + i));
     // unconditional rows first, as upstream
     this.context = this.cfg ? tf.concat([negativeEmbeddings!, embeddings], 0) : tf.clone(embeddings);
+    this.condContext = this.cfg && input.guidanceInterval ? tf.clone(embeddings) : null;
     const sigma = this.scheduler.initNoiseSigma;
     this.latents = tf.tidy(() => tf.mul(this.generator.normal(latentShape), sigma));
     embeddings.dispose();
@@ -111,12 +120,24 @@ class Job {
     return this.scheduler.timesteps[this.next];
   }
 
+  /** Whether this step is guided (two UNet rows per image) or outside the guidance interval (one). */
+  get guidedNow(): boolean {
+    return this.cfg && guidesAt(this.timestep, this.input.guidanceInterval);
+  }
+
+  /** UNet rows of this step. */
+  get rows(): number {
+    return this.guidedNow ? 2 * this.images : this.images;
+  }
+
   /** Free everything the run holds (the latents too, unless they were handed over). */
   free(): void {
     this.latents?.dispose();
     this.context?.dispose();
+    this.condContext?.dispose();
     this.latents = null;
     this.context = null;
+    this.condContext = null;
     this.scheduler.dispose();
   }
 }
@@ -241,6 +262,9 @@ export class DenoiseBatcher {
   private stepGroup(group: Job[]): void {
     const turn = ++this.turn;
     let preds: tf.Tensor[];
+    // Decided once per turn: the rows each request puts into this UNet call.
+    const guided = group.map((j) => j.guidedNow);
+    const rows = group.map((j) => j.rows);
     try {
       if (this.applied !== group[0].input.adapters) {
         applyLora(this.unet, group[0].input.adapters);
@@ -250,25 +274,25 @@ export class DenoiseBatcher {
         const inputs: tf.Tensor[] = [];
         const contexts: tf.Tensor[] = [];
         const ts: number[] = [];
-        for (const j of group) {
+        group.forEach((j, k) => {
           const x = j.latents!;
           const t = j.timestep;
-          inputs.push(j.scheduler.scaleModelInput(j.cfg ? tf.concat([x, x], 0) : x, t));
-          contexts.push(j.context!);
-          for (let r = 0; r < j.rows; r++) ts.push(t);
-        }
+          inputs.push(j.scheduler.scaleModelInput(guided[k] ? tf.concat([x, x], 0) : x, t));
+          contexts.push(j.cfg && !guided[k] ? j.condContext! : j.context!);
+          for (let r = 0; r < rows[k]; r++) ts.push(t);
+        });
         const sample = inputs.length === 1 ? inputs[0] : tf.concat(inputs, 0);
         const context = contexts.length === 1 ? contexts[0] : tf.concat(contexts, 0);
         const same = ts.every((t) => t === ts[0]);
         const out = this.unet.forward(sample, same ? ts[0] : tf.tensor1d(ts, 'float32'), context);
-        return group.length === 1 ? [out] : tf.split(out, group.map((j) => j.rows), 0);
+        return group.length === 1 ? [out] : tf.split(out, rows, 0);
       });
     } catch (err) {
       for (const j of group) this.fail(j, err);
       return;
     }
     this.stats.unetCalls++;
-    this.stats.unetRows += group.reduce((s, j) => s + j.rows, 0);
+    this.stats.unetRows += rows.reduce((s, r) => s + r, 0);
     this.stats.maxJobsPerCall = Math.max(this.stats.maxJobsPerCall, group.length);
     if (group.length > 1) this.stats.sharedCalls++;
 
@@ -278,11 +302,7 @@ export class DenoiseBatcher {
         const t = j.timestep;
         const x = j.latents!;
         const next = tf.tidy(() => {
-          let eps = pred;
-          if (j.cfg) {
-            const [uncond, cond] = tf.split(pred, 2, 0);
-            eps = tf.add(uncond, tf.mul(tf.sub(cond, uncond), j.input.guidance));
-          }
+          const eps = guided[k] ? combineGuidance(pred, j.input.guidance, j.input.guidanceRescale ?? 0) : pred;
           return j.scheduler.step(eps, t, x, { generator: j.generator, eta: 0 });
         });
         x.dispose();

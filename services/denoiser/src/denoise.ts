@@ -8,6 +8,8 @@ import { DType, museum, tensorFromProto, tensorToProto } from '@museum/proto';
 import type { LoraAdapterSet } from '@museum/models';
 import {
   checkGuidance,
+  checkGuidanceInterval,
+  checkGuidanceRescale,
   checkSeed,
   checkSide,
   checkSteps,
@@ -71,6 +73,8 @@ export async function denoise(
   const info = deps.info();
   const steps = checkSteps(req.steps ?? 0, 'steps', limits);
   const guidance = checkGuidance(req.guidance, 'guidance', limits);
+  const guidanceRescale = checkGuidanceRescale(req.guidanceRescale);
+  const guidanceInterval = checkGuidanceInterval(req.guidanceInterval);
   const sampler = samplerName(req.sampler, 'sampler', limits);
   const f = info.vaeScaleFactor;
   const height = checkSide(req.height ?? 0, 'height', info.defaultSize, f, limits);
@@ -111,6 +115,8 @@ export async function denoise(
       seed: req.seed ?? 0,
       steps,
       guidance,
+      guidanceRescale,
+      guidanceInterval,
       sampler,
       latentShape: [b, height / f, width / f, info.inChannels],
       version: pinned.version,

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { initBackend, tf } from '@museum/tensor';
 import { museum, tensorFromProto, tensorToProto } from '@museum/proto';
+import { StableDiffusionPipeline } from '@museum/models';
 import { serverStream, writeTinyPipelineFolder } from '@museum/rpc';
 import { DenoiserServer } from '../src';
 
@@ -105,6 +106,35 @@ test('requests at different steps, with different samplers and step counts, shar
   expect(b.shared).toBeGreaterThanOrEqual(3);
   expect(calls() - c0).toBeLessThanOrEqual(17 - 3);
   expect(maxDiff(b.latents, soloB.latents)).toBeLessThan(1e-4);
+});
+
+test('a guidance interval and rescale give the in-process pipeline\'s result, alone and batched with an every-step request', async () => {
+  const pipe = StableDiffusionPipeline.fromPretrained(path.join(dir, 'model'));
+  const [c, n] = [tensorFromProto(ctx), tensorFromProto(neg)];
+  const shaping = { guidanceRescale: 0.7, guidanceInterval: [300, 800] as const };
+  const expected = await pipe.denoise({ embeddings: c, negativeEmbeddings: n, seed: 21, steps: 4, guidance: 5, sampler: 'ddim', ...shaping });
+  const expectedEveryStep = await pipe.denoise({ embeddings: c, negativeEmbeddings: n, seed: 22, steps: 4, guidance: 5, sampler: 'ddim' });
+  const want = expected.dataSync() as Float32Array;
+  const wantEveryStep = expectedEveryStep.dataSync() as Float32Array;
+  tf.dispose([c, n, expected, expectedEveryStep]);
+  pipe.dispose();
+
+  const shaped = { seed: 21, steps: 4, sampler: museum.v1.Sampler.SAMPLER_DDIM, guidanceRescale: 0.7, guidanceInterval: { fromTimestep: 300, toTimestep: 800 } };
+  const rows0 = server.batcher.stats.unetRows;
+  const solo = await run(shaped);
+  expect(maxDiff(solo.latents, want)).toBeLessThan(1e-4);
+  // DDIM 4 steps are timesteps 751, 501, 251, 1: two guided steps (two rows), two outside the interval (one row).
+  expect(server.batcher.stats.unetRows - rows0).toBe(2 + 2 + 1 + 1);
+
+  const c0 = calls();
+  const [a, b] = await Promise.all([run(shaped), run({ seed: 22, steps: 4, sampler: museum.v1.Sampler.SAMPLER_DDIM })]);
+  expect(calls() - c0).toBe(4);
+  expect([a.shared, b.shared]).toEqual([4, 4]);
+  expect(maxDiff(a.latents, want)).toBeLessThan(1e-4);
+  expect(maxDiff(b.latents, wantEveryStep)).toBeLessThan(1e-4);
+  // the shaping is not a no-op: without it the same seed gives another result
+  const plain = await run({ seed: 21, steps: 4, sampler: museum.v1.Sampler.SAMPLER_DDIM });
+  expect(maxDiff(plain.latents, want)).toBeGreaterThan(1e-3);
 });
 
 test('incompatible shapes are not batched together', async () => {

@@ -7,6 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { museum } from '@museum/proto';
 import {
   checkGuidance,
+  checkGuidanceInterval,
+  checkGuidanceRescale,
   checkPrompt,
   checkSeed,
   checkSteps,
@@ -39,6 +41,8 @@ export interface GenerationPlan {
   seed: number;
   steps: number;
   guidance: number;
+  guidanceRescale: number;
+  guidanceInterval: [number, number] | null;
   sampler: museum.v1.Sampler;
   width: number;
   height: number;
@@ -62,6 +66,8 @@ export function planGeneration(req: museum.v1.GenerateRequest, limits: Generatio
     seed: checkSeed(req.seed ?? 0, 1, `${field}seed`),
     steps: checkSteps(req.steps ?? 0, `${field}steps`, limits),
     guidance: checkGuidance(req.guidance, `${field}guidance`, limits),
+    guidanceRescale: checkGuidanceRescale(req.guidanceRescale, `${field}guidance_rescale`),
+    guidanceInterval: checkGuidanceInterval(req.guidanceInterval, `${field}guidance_interval`),
     sampler: req.sampler ?? museum.v1.Sampler.SAMPLER_UNSPECIFIED,
     width: checkSize(req.width ?? 0, `${field}width`, limits),
     height: checkSize(req.height ?? 0, `${field}height`, limits),
@@ -102,7 +108,7 @@ export async function generateOne(plan: GenerationPlan, ctx: GenerateContext, em
 
   // 2. denoising, progress passed through
   progress(museum.v1.Stage.STAGE_DENOISING, 0, plan.steps);
-  const renameDenoiser = (d: string) => (/^(steps|guidance|sampler|height|width|seed|museum_version)\b/.test(d) ? `${f}${d}` : d);
+  const renameDenoiser = (d: string) => (/^(steps|guidance|guidance_rescale|guidance_interval|sampler|height|width|seed|museum_version)\b/.test(d) ? `${f}${d}` : d);
   let latents: museum.v1.Tensor | undefined;
   let version = enc.museumVersion;
   try {
@@ -114,6 +120,8 @@ export async function generateOne(plan: GenerationPlan, ctx: GenerateContext, em
         seed: plan.seed,
         steps: plan.steps,
         guidance: plan.guidance,
+        guidanceRescale: plan.guidanceRescale,
+        guidanceInterval: plan.guidanceInterval ? { fromTimestep: plan.guidanceInterval[0], toTimestep: plan.guidanceInterval[1] } : undefined,
         sampler: plan.sampler,
         height: plan.height,
         width: plan.width,

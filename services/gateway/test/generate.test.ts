@@ -97,6 +97,8 @@ test('bad input is INVALID_ARGUMENT naming the field, and no service crashes', a
     [{ prompt: 'a red star', width: 4096 }, /^width: must be in \[8, 1024\]/],
     [{ prompt: 'a red star', height: 17, steps: 2 }, /^height: must be a multiple of 2/],
     [{ prompt: 'a red star', sampler: 42 as museum.v1.Sampler }, /^sampler: unknown sampler/],
+    [{ prompt: 'a red star', guidanceRescale: 1.5 }, /^guidance_rescale: must be a number in \[0, 1\]/],
+    [{ prompt: 'a red star', guidanceInterval: { fromTimestep: 800, toTimestep: 300 } }, /^guidance_interval: must satisfy 0 <= from_timestep <= to_timestep/],
   ];
   for (const [req, pattern] of cases) {
     const err = await generateError(stack.gatewayClient, req);
@@ -108,6 +110,12 @@ test('bad input is INVALID_ARGUMENT naming the field, and no service crashes', a
   // still alive and well
   const ok = await collectGenerate(stack.gatewayClient, { prompt: 'a green square', steps: 2 });
   expect(ok.images).toHaveLength(1);
+  // Guidance shaping reaches the denoiser: same seed, another image; the same shaping twice, the same image.
+  const shaping = { guidanceRescale: 0.7, guidanceInterval: { fromTimestep: 0, toTimestep: 600 } };
+  const shaped = await collectGenerate(stack.gatewayClient, { prompt: 'a green square', steps: 2, ...shaping });
+  const again = await collectGenerate(stack.gatewayClient, { prompt: 'a green square', steps: 2, ...shaping });
+  expect(Buffer.from(shaped.images[0].png).equals(Buffer.from(again.images[0].png))).toBe(true);
+  expect(Buffer.from(shaped.images[0].png).equals(Buffer.from(ok.images[0].png))).toBe(false);
 });
 
 test('direct stage calls validate too: malformed tensors, wrong shapes, oversize messages', async () => {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend } from '@museum/tensor';
 import { AutoencoderKL, StableDiffusionPipeline, loadModelFolder, type SamplerName } from '@museum/models';
@@ -9,7 +9,7 @@ import { loadInstruments, disposeInstruments } from '@museum/instruments';
 import { runBaseBench, runCodecBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
 import { ATELIER_VAE_CONFIG, loadCheckpointWeights, readCheckpointState } from '@museum/atelier';
 import { atelierDir } from '../paths';
-import { intFlag } from '../flags';
+import { guidanceIntervalFlag, intFlag, seedListFlag } from '../flags';
 import { registerContinual } from './continual';
 
 interface PerfOpts {
@@ -44,25 +44,6 @@ interface BaseOpts {
   quick?: boolean;
 }
 
-/** `--seeds 1,2`: comma-separated non-negative integer seeds, at least one, no repeats. */
-export function seedListFlag(text: string | undefined): number[] | undefined {
-  if (text === undefined) return undefined;
-  const seeds = text.split(',').map((s) => s.trim());
-  if (seeds.some((s) => s === '' || !Number.isInteger(Number(s)) || Number(s) < 0) || new Set(seeds.map(Number)).size !== seeds.length) {
-    throw new InvalidArgumentError(`--seeds must be distinct non-negative integers separated by commas (e.g. 1,2), got '${text}'`);
-  }
-  return seeds.map(Number);
-}
-
-/** `--guidance-interval from,to` as timesteps; refused unless two numbers with from ≤ to. */
-export function guidanceIntervalFlag(text: string | undefined): [number, number] | undefined {
-  if (text === undefined) return undefined;
-  const bounds = text.split(',').map((b) => Number(b.trim()));
-  if (bounds.length !== 2 || bounds.some((b) => !Number.isFinite(b)) || bounds[0] > bounds[1]) {
-    throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with from ≤ to (e.g. 0,600), got '${text}'`);
-  }
-  return [bounds[0], bounds[1]];
-}
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print JSON (see bench/results/ for committed runs)');

@@ -88,6 +88,10 @@ export interface RemoteGenerateOptions {
   /** 0/undefined = the service's default. */
   steps?: number;
   guidance?: number;
+  /** diffusers' guidance_rescale φ (0/undefined: off). */
+  guidanceRescale?: number;
+  /** Guide only at timesteps [from, to] (undefined: every step). */
+  guidanceInterval?: readonly [number, number];
   sampler?: string;
   width?: number;
   height?: number;
@@ -104,6 +108,8 @@ export function generateRequest(o: RemoteGenerateOptions): museum.v1.GenerateReq
     seed: o.seed ?? 0,
     steps: o.steps ?? 0,
     guidance: o.guidance,
+    guidanceRescale: o.guidanceRescale ?? 0,
+    guidanceInterval: o.guidanceInterval ? { fromTimestep: o.guidanceInterval[0], toTimestep: o.guidanceInterval[1] } : undefined,
     sampler: o.sampler === undefined ? museum.v1.Sampler.SAMPLER_UNSPECIFIED : SAMPLERS[o.sampler],
     width: o.width ?? 0,
     height: o.height ?? 0,

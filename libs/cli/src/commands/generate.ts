@@ -9,7 +9,7 @@ import { atelierDir } from '../paths';
 import { museumDataDir } from './start';
 import { openExistingMuseum, parseVersion } from './styles';
 import { gatewayAddress, remoteGenerateCommand } from './client';
-import { intInRange } from '../flags';
+import { guidanceIntervalFlag, intInRange } from '../flags';
 
 interface GenerateOpts {
   out: string;
@@ -17,6 +17,7 @@ interface GenerateOpts {
   steps: string;
   guidance: string;
   guidanceRescale?: string;
+  guidanceInterval?: string;
   sampler: SamplerName;
   negative?: string;
   model?: string;
@@ -72,6 +73,7 @@ export async function generateToFile(prompt: string, o: GenerateOpts, log: (s: s
       steps,
       guidance: Number(o.guidance),
       guidanceRescale: Number(o.guidanceRescale ?? 0),
+      guidanceInterval: guidanceIntervalFlag(o.guidanceInterval),
       sampler: o.sampler,
       onStep: (step) => bar.update(step),
     });
@@ -98,7 +100,8 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'random seed', intIn('--seed', 0, 2 ** 31 - 1), '0')
     .option('--steps <n>', 'sampler steps', intIn('--steps', 1, 200), '25')
     .option('--guidance <x>', 'classifier-free guidance scale', '7.5')
-    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale in [0, 1]: pull the guided prediction's spread back to the conditional one's (in-process only)", '0')
+    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale in [0, 1]: pull the guided prediction's spread back to the conditional one's ", '0')
+    .option('--guidance-interval <from,to>', 'guide only at timesteps from…to (0…999; default: every step)')
     .option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'ddim')
     .option('--negative <prompt>', 'negative prompt')
     .option('--model <dir>', 'a diffusers pipeline folder (default: the bundled Atelier model)')
@@ -111,10 +114,10 @@ export function registerGenerate(program: Command): void {
       if (!Number.isFinite(g) || g < 0 || g > 30) throw new InvalidArgumentError('--guidance must be a number in [0, 30]');
       const phi = Number(o.guidanceRescale ?? 0);
       if (!Number.isFinite(phi) || phi < 0 || phi > 1) throw new InvalidArgumentError('--guidance-rescale must be a number in [0, 1]');
+      const guidanceInterval = guidanceIntervalFlag(o.guidanceInterval);
       if (o.address !== undefined) {
-        if (phi !== 0) throw new InvalidArgumentError('--guidance-rescale is for in-process generation: the gateway does not take it yet');
         if (o.model !== undefined || o.museum !== undefined) throw new InvalidArgumentError('--model and --museum are for in-process generation: the services have their own');
-        const r = { prompt, out: o.out, negative: o.negative, seed: Number(o.seed), steps: Number(o.steps), guidance: g, sampler: o.sampler, museumVersion: parseVersion(o.version) };
+        const r = { prompt, out: o.out, negative: o.negative, seed: Number(o.seed), steps: Number(o.steps), guidance: g, guidanceRescale: phi, guidanceInterval, sampler: o.sampler, museumVersion: parseVersion(o.version) };
         await remoteGenerateCommand(gatewayAddress(o.address), r, (s) => process.stderr.write(s + '\n'));
         return;
       }

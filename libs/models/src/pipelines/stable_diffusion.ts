@@ -128,6 +128,29 @@ export interface GenerateOptions extends Omit<DenoiseOptions, 'embeddings' | 'ne
   negativePrompt?: string | string[];
 }
 
+/** Whether classifier-free guidance applies at timestep t: at every step unless an interval [from, to] leaves t out. */
+export function guidesAt(t: number, interval?: readonly [number, number] | null): boolean {
+  return !interval || (t >= interval[0] && t <= interval[1]);
+}
+
+/** Refuses a guidance rescale φ outside [0, 1] and an empty or non-numeric guidance interval. */
+export function checkGuidanceShaping(rescale: number, interval?: readonly [number, number] | null): void {
+  if (!(rescale >= 0 && rescale <= 1)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${rescale}`);
+  if (interval && !(interval[0] <= interval[1])) throw new Error(`denoise: guidanceInterval [${interval[0]}, ${interval[1]}] is empty`);
+}
+
+/**
+ * The guided noise prediction from a UNet call on [unconditional; conditional] rows: uncond + g (cond − uncond),
+ * then diffusers' rescale at φ = `rescale` (0: none).
+ */
+export function combineGuidance(pred: tf.Tensor, guidance: number, rescale = 0): tf.Tensor {
+  return tf.tidy(() => {
+    const [uncond, cond] = tf.split(pred, 2, 0);
+    const guided = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
+    return rescale > 0 ? rescaleGuidedPrediction(guided, cond, rescale) : guided;
+  });
+}
+
 /**
  * diffusers' `rescale_noise_cfg`: per image, scale the guided prediction to the standard deviation of the
  * conditional one, then take φ of that and 1 − φ of the guided prediction.
@@ -261,9 +284,7 @@ export class StableDiffusionPipeline {
     const steps = options.steps ?? 25;
     const guidance = options.guidance ?? 7.5;
     const guidanceRescale = options.guidanceRescale ?? 0;
-    if (!(guidanceRescale >= 0 && guidanceRescale <= 1)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${guidanceRescale}`);
-    const [guideFrom, guideTo] = options.guidanceInterval ?? [-Infinity, Infinity];
-    if (!(guideFrom <= guideTo)) throw new Error(`denoise: guidanceInterval [${guideFrom}, ${guideTo}] is empty`);
+    checkGuidanceShaping(guidanceRescale, options.guidanceInterval);
     const sampler = options.sampler ?? 'dpmpp-2m';
     const eta = options.eta ?? 0;
     if (embeddings.rank !== 3) throw new Error(`denoise: embeddings must be [B, L, D], got [${embeddings.shape}]`);
@@ -304,15 +325,10 @@ export class StableDiffusionPipeline {
         const ctx: tf.Tensor = context;
         const next = tf.tidy(() => {
           // Outside the guidance interval only the conditional half is needed: skip the unconditional UNet pass.
-          const guided = cfg && t >= guideFrom && t <= guideTo;
+          const guided = cfg && guidesAt(t, options.guidanceInterval);
           const input = scheduler.scaleModelInput(guided ? tf.concat([x, x], 0) : x, t);
-          let pred = this.unet.forward(input, t, guided || !cfg ? ctx : embeddings);
-          if (guided) {
-            const [uncond, cond] = tf.split(pred, 2, 0);
-            pred = tf.add(uncond, tf.mul(tf.sub(cond, uncond), guidance));
-            if (guidanceRescale > 0) pred = rescaleGuidedPrediction(pred, cond, guidanceRescale);
-          }
-          return scheduler.step(pred, t, x, { generator, eta });
+          const pred = this.unet.forward(input, t, guided || !cfg ? ctx : embeddings);
+          return scheduler.step(guided ? combineGuidance(pred, guidance, guidanceRescale) : pred, t, x, { generator, eta });
         });
         latents.dispose();
         latents = next;

@@ -5,6 +5,7 @@
 // source: museum/v1/common.proto
 
 /* eslint-disable */
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 /** The denoising sampler (scheduler) of a generation. */
 export enum Sampler {
@@ -54,4 +55,132 @@ export function samplerToJSON(object: Sampler): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+/**
+ * Classifier-free guidance only at training timesteps in [from_timestep, to_timestep] (inclusive, on
+ * the 0…999 scale); the other steps take the conditional prediction alone (Kynkäänniemi et al. 2024).
+ */
+export interface GuidanceInterval {
+  fromTimestep: number;
+  toTimestep: number;
+}
+
+function createBaseGuidanceInterval(): GuidanceInterval {
+  return { fromTimestep: 0, toTimestep: 0 };
+}
+
+export const GuidanceInterval: MessageFns<GuidanceInterval> = {
+  encode(message: GuidanceInterval, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromTimestep !== 0) {
+      writer.uint32(13).float(message.fromTimestep);
+    }
+    if (message.toTimestep !== 0) {
+      writer.uint32(21).float(message.toTimestep);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GuidanceInterval {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGuidanceInterval();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.fromTimestep = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.toTimestep = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GuidanceInterval {
+    return {
+      fromTimestep: isSet(object.fromTimestep)
+        ? globalThis.Number(object.fromTimestep)
+        : isSet(object.from_timestep)
+        ? globalThis.Number(object.from_timestep)
+        : 0,
+      toTimestep: isSet(object.toTimestep)
+        ? globalThis.Number(object.toTimestep)
+        : isSet(object.to_timestep)
+        ? globalThis.Number(object.to_timestep)
+        : 0,
+    };
+  },
+
+  toJSON(message: GuidanceInterval): unknown {
+    const obj: any = {};
+    if (message.fromTimestep !== 0) {
+      obj.fromTimestep = floatToJson(message.fromTimestep);
+    }
+    if (message.toTimestep !== 0) {
+      obj.toTimestep = floatToJson(message.toTimestep);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GuidanceInterval>): GuidanceInterval {
+    return GuidanceInterval.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GuidanceInterval>): GuidanceInterval {
+    const message = createBaseGuidanceInterval();
+    message.fromTimestep = object.fromTimestep ?? 0;
+    message.toTimestep = object.toTimestep ?? 0;
+    return message;
+  },
+};
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+
+type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
+
+interface MessageFns<T> {
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  fromJSON(object: any): T;
+  toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

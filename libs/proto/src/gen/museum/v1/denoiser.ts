@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Sampler, samplerFromJSON, samplerToJSON } from "./common";
+import { GuidanceInterval, Sampler, samplerFromJSON, samplerToJSON } from "./common";
 import { Tensor } from "./tensor";
 
 export interface DenoiseRequest {
@@ -45,6 +45,13 @@ export interface DenoiseRequest {
     | undefined;
   /** Attach the current latents to every n-th progress event; 0 = never. */
   previewEvery: number;
+  /**
+   * diffusers' guidance_rescale φ in [0, 1]: the guided prediction pulled back to the conditional one's
+   * spread; 0 = off.
+   */
+  guidanceRescale: number;
+  /** Guide only inside this timestep interval; unset = every step. */
+  guidanceInterval?: GuidanceInterval | undefined;
 }
 
 export interface DenoiseResponse {
@@ -84,6 +91,8 @@ function createBaseDenoiseRequest(): DenoiseRequest {
     width: 0,
     museumVersion: undefined,
     previewEvery: 0,
+    guidanceRescale: 0,
+    guidanceInterval: undefined,
   };
 }
 
@@ -118,6 +127,12 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
     }
     if (message.previewEvery !== 0) {
       writer.uint32(80).uint32(message.previewEvery);
+    }
+    if (message.guidanceRescale !== 0) {
+      writer.uint32(93).float(message.guidanceRescale);
+    }
+    if (message.guidanceInterval !== undefined) {
+      GuidanceInterval.encode(message.guidanceInterval, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -215,6 +230,22 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
             message.previewEvery = reader.uint32();
             continue;
           }
+          case 11: {
+            if (tag !== 93) {
+              break;
+            }
+
+            message.guidanceRescale = reader.float();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.guidanceInterval = GuidanceInterval.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -251,6 +282,16 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
         : isSet(object.preview_every)
         ? globalThis.Number(object.preview_every)
         : 0,
+      guidanceRescale: isSet(object.guidanceRescale)
+        ? globalThis.Number(object.guidanceRescale)
+        : isSet(object.guidance_rescale)
+        ? globalThis.Number(object.guidance_rescale)
+        : 0,
+      guidanceInterval: isSet(object.guidanceInterval)
+        ? GuidanceInterval.fromJSON(object.guidanceInterval)
+        : isSet(object.guidance_interval)
+        ? GuidanceInterval.fromJSON(object.guidance_interval)
+        : undefined,
     };
   },
 
@@ -286,6 +327,12 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
     if (message.previewEvery !== 0) {
       obj.previewEvery = Math.round(message.previewEvery);
     }
+    if (message.guidanceRescale !== 0) {
+      obj.guidanceRescale = floatToJson(message.guidanceRescale);
+    }
+    if (message.guidanceInterval !== undefined) {
+      obj.guidanceInterval = GuidanceInterval.toJSON(message.guidanceInterval);
+    }
     return obj;
   },
 
@@ -308,6 +355,10 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
     message.width = object.width ?? 0;
     message.museumVersion = object.museumVersion ?? undefined;
     message.previewEvery = object.previewEvery ?? 0;
+    message.guidanceRescale = object.guidanceRescale ?? 0;
+    message.guidanceInterval = (object.guidanceInterval !== undefined && object.guidanceInterval !== null)
+      ? GuidanceInterval.fromPartial(object.guidanceInterval)
+      : undefined;
     return message;
   },
 };

@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Sampler, samplerFromJSON, samplerToJSON } from "./common";
+import { GuidanceInterval, Sampler, samplerFromJSON, samplerToJSON } from "./common";
 
 /** A stage of a generation. */
 export enum Stage {
@@ -79,7 +79,13 @@ export interface GenerateRequest {
   width: number;
   height: number;
   /** Unset = the latest version. */
-  museumVersion?: number | undefined;
+  museumVersion?:
+    | number
+    | undefined;
+  /** diffusers' guidance_rescale φ in [0, 1]; 0 = off. */
+  guidanceRescale: number;
+  /** Guide only inside this timestep interval; unset = every step. */
+  guidanceInterval?: GuidanceInterval | undefined;
 }
 
 export interface GenerateProgress {
@@ -124,6 +130,8 @@ function createBaseGenerateRequest(): GenerateRequest {
     width: 0,
     height: 0,
     museumVersion: undefined,
+    guidanceRescale: 0,
+    guidanceInterval: undefined,
   };
 }
 
@@ -155,6 +163,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.museumVersion !== undefined) {
       writer.uint32(72).uint64(message.museumVersion);
+    }
+    if (message.guidanceRescale !== 0) {
+      writer.uint32(85).float(message.guidanceRescale);
+    }
+    if (message.guidanceInterval !== undefined) {
+      GuidanceInterval.encode(message.guidanceInterval, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -244,6 +258,22 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.museumVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 10: {
+            if (tag !== 85) {
+              break;
+            }
+
+            message.guidanceRescale = reader.float();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.guidanceInterval = GuidanceInterval.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -274,6 +304,16 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         ? globalThis.Number(object.museumVersion)
         : isSet(object.museum_version)
         ? globalThis.Number(object.museum_version)
+        : undefined,
+      guidanceRescale: isSet(object.guidanceRescale)
+        ? globalThis.Number(object.guidanceRescale)
+        : isSet(object.guidance_rescale)
+        ? globalThis.Number(object.guidance_rescale)
+        : 0,
+      guidanceInterval: isSet(object.guidanceInterval)
+        ? GuidanceInterval.fromJSON(object.guidanceInterval)
+        : isSet(object.guidance_interval)
+        ? GuidanceInterval.fromJSON(object.guidance_interval)
         : undefined,
     };
   },
@@ -307,6 +347,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.museumVersion !== undefined) {
       obj.museumVersion = Math.round(message.museumVersion);
     }
+    if (message.guidanceRescale !== 0) {
+      obj.guidanceRescale = floatToJson(message.guidanceRescale);
+    }
+    if (message.guidanceInterval !== undefined) {
+      obj.guidanceInterval = GuidanceInterval.toJSON(message.guidanceInterval);
+    }
     return obj;
   },
 
@@ -324,6 +370,10 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     message.width = object.width ?? 0;
     message.height = object.height ?? 0;
     message.museumVersion = object.museumVersion ?? undefined;
+    message.guidanceRescale = object.guidanceRescale ?? 0;
+    message.guidanceInterval = (object.guidanceInterval !== undefined && object.guidanceInterval !== null)
+      ? GuidanceInterval.fromPartial(object.guidanceInterval)
+      : undefined;
     return message;
   },
 };
