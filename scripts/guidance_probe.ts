@@ -6,6 +6,7 @@
  *   node -r ./scripts/ts-register.js scripts/guidance_probe.ts watercolor white 1,3,5,7.5,10 OUT.json [SHEET.png]
  *
  * A scale written `7.5@0-600` guides only at timesteps 0…600 (the pipeline's guidanceInterval).
+ * A bare scale guides at every step, whatever the folder's sampling_config.json recommends.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   const settings = (guidanceList ?? '').split(',').map((text) => {
     const [scale, interval] = text.split('@');
     const bounds = interval?.split('-').map(Number);
-    return { text, guidance: Number(scale), guidanceInterval: bounds ? ([bounds[0], bounds[1]] as const) : undefined };
+    return { text, guidance: Number(scale), guidanceInterval: bounds ? ([bounds[0], bounds[1]] as const) : null };
   });
   if (!(PRETRAIN_STYLES as readonly string[]).includes(style) || !COLOURS.includes(colour as Colour) || settings.some((g) => !Number.isFinite(g.guidance)) || !jsonOut) {
     throw new Error(`usage: guidance_probe.ts STYLE COLOUR G1,G2,… OUT.json [SHEET.png]; STYLE one of ${PRETRAIN_STYLES.join(', ')}`);

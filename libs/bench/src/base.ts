@@ -15,10 +15,10 @@ export interface BaseBenchOptions {
   seeds?: number[];
   steps?: number;
   guidance?: number;
-  /** diffusers' `guidance_rescale` φ (default 0: off). */
+  /** diffusers' `guidance_rescale` φ (default: the model folder's sampling_config.json, else 0: off). */
   guidanceRescale?: number;
-  /** Guide only at timesteps in [from, to] (default: every step). */
-  guidanceInterval?: readonly [number, number];
+  /** Guide only at timesteps in [from, to]; null: every step (default: the model folder's sampling_config.json, else every step). */
+  guidanceInterval?: readonly [number, number] | null;
   sampler?: SamplerName;
   /** Images per pipeline call. */
   batch?: number;
@@ -64,7 +64,7 @@ interface Job {
   style: string | null;
 }
 
-async function generateAll(pipe: StableDiffusionPipeline, jobs: Job[], o: Required<Pick<BaseBenchOptions, 'steps' | 'guidance' | 'guidanceRescale' | 'sampler' | 'batch'>> & Pick<BaseBenchOptions, 'guidanceInterval'>, progress: (n: number) => void): Promise<tf.Tensor4D[]> {
+async function generateAll(pipe: StableDiffusionPipeline, jobs: Job[], o: Required<Pick<BaseBenchOptions, 'steps' | 'guidance' | 'guidanceRescale' | 'guidanceInterval' | 'sampler' | 'batch'>>, progress: (n: number) => void): Promise<tf.Tensor4D[]> {
   const out: tf.Tensor4D[] = [];
   for (let i = 0; i < jobs.length; i += o.batch) {
     const chunk = jobs.slice(i, i + o.batch);
@@ -86,8 +86,9 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     seeds: options.seeds ?? [1, 2],
     steps: options.steps ?? 25,
     guidance: options.guidance ?? 7.5,
-    guidanceRescale: options.guidanceRescale ?? 0,
-    guidanceInterval: options.guidanceInterval,
+    // Unset shaping is the model folder's recommendation; the report records what was used.
+    guidanceRescale: options.guidanceRescale ?? pipe.samplingDefaults.guidanceRescale,
+    guidanceInterval: options.guidanceInterval === undefined ? pipe.samplingDefaults.guidanceInterval : options.guidanceInterval,
     sampler: options.sampler ?? ('ddim' as SamplerName),
     batch: options.batch ?? 16,
   };
@@ -162,7 +163,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     style_confusion: styleConfusion,
     images: total,
     seconds: (Date.now() - t0) / 1000,
-    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, guidance_rescale: o.guidanceRescale, guidance_interval: o.guidanceInterval ?? null, sampler: o.sampler, style_samples: styleSamples, style_seed_start: styleSeedStart },
+    config: { seeds: o.seeds, steps: o.steps, guidance: o.guidance, guidance_rescale: o.guidanceRescale, guidance_interval: o.guidanceInterval, sampler: o.sampler, style_samples: styleSamples, style_seed_start: styleSeedStart },
     contactSheetPng,
     styleMissesPng,
   };

@@ -509,7 +509,8 @@ function jobName(j: ContinualJob): string {
 }
 
 function genOptions(c: ContinualConfig) {
-  return { steps: c.sampler_steps, guidance: c.guidance, sampler: c.sampler };
+  // Every-step guidance, whatever the model folder recommends: the protocol's sampler is fixed for every run.
+  return { steps: c.sampler_steps, guidance: c.guidance, guidanceInterval: null, guidanceRescale: 0, sampler: c.sampler };
 }
 
 /** base_before: the base prompts on the base model (version 0 of every museum). Cached in <work>/base.json. */

@@ -65,9 +65,13 @@ export function learnOverrides(pairs: readonly string[] = []): LearnOverrides {
   return out;
 }
 
-/** `--guidance-interval from,to` as timesteps; refused unless two numbers with 0 ≤ from ≤ to. */
-export function guidanceIntervalFlag(text: string | undefined): [number, number] | undefined {
+/**
+ * `--guidance-interval from,to` as timesteps (refused unless two numbers with 0 ≤ from ≤ to), or `none`:
+ * null, guidance at every step whatever the model's sampling_config.json recommends.
+ */
+export function guidanceIntervalFlag(text: string | undefined): [number, number] | null | undefined {
   if (text === undefined) return undefined;
+  if (text.trim() === 'none') return null;
   const bounds = text.split(',').map((b) => Number(b.trim()));
   if (bounds.length !== 2 || bounds.some((b) => !Number.isFinite(b)) || bounds[0] < 0 || bounds[0] > bounds[1]) {
     throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with 0 ≤ from ≤ to (e.g. 0,600), got '${text}'`);
@@ -83,4 +87,12 @@ export function seedListFlag(text: string | undefined): number[] | undefined {
     throw new InvalidArgumentError(`--seeds must be distinct non-negative integers separated by commas (e.g. 1,2), got '${text}'`);
   }
   return seeds.map(Number);
+}
+
+/** `--guidance-rescale φ` in [0, 1]; undefined stays undefined (the model's default). */
+export function guidanceRescaleFlag(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const phi = Number(text);
+  if (text.trim() === '' || !Number.isFinite(phi) || phi < 0 || phi > 1) throw new InvalidArgumentError(`--guidance-rescale must be a number in [0, 1], got '${text}'`);
+  return phi;
 }

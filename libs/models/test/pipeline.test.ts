@@ -17,8 +17,12 @@ import {
   clipTextConfigFromJson,
   createBatchGenerator,
   isAbortError,
+  SAMPLING_CONFIG_NAME,
   loadPipelineFolder,
+  loadSamplingConfig,
+  parseSamplingConfig,
   readJsonFile,
+  saveSamplingConfig,
   seedInit,
 } from '../src';
 
@@ -131,6 +135,23 @@ describe('denoising loop (stub UNet)', () => {
     await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [800, 300], height: 8, width: 8 })).rejects.toThrow(/guidanceInterval \[800, 300\] is empty/);
     await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceRescale: 1.5, height: 8, width: 8 })).rejects.toThrow(/guidanceRescale must be in \[0, 1\]/);
     tf.dispose([latents, x, embeddings, negativeEmbeddings]);
+  });
+
+  it('takes the guidance interval of its sampling defaults when a call leaves it unset; null guides every step', async () => {
+    const unet = new StubUNet();
+    const pipe = new StableDiffusionPipeline({ tokenizer: tokenizer(), textEncoder: new StubText(), unet, vae: new StubVae(), schedulerConfig: SD_SCHEDULER_CONFIG, samplingDefaults: { guidanceInterval: [300, 800], guidanceRescale: 0 } });
+    const embeddings = tf.fill([1, 4, 3], 0.3) as tf.Tensor3D;
+    const negativeEmbeddings = tf.fill([1, 4, 3], -0.1) as tf.Tensor3D;
+    const byDefault = await pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 4, guidance: 3, sampler: 'ddim', height: 8, width: 8 });
+    expect(unet.calls.map((c) => c.batch)).toEqual([2, 2, 1, 1]);
+    unet.calls = [];
+    const everyStep = await pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 4, guidance: 3, guidanceInterval: null, sampler: 'ddim', height: 8, width: 8 });
+    expect(unet.calls.map((c) => c.batch)).toEqual([2, 2, 2, 2]);
+    const [want, wantEvery] = [manualStubDdim((t) => t >= 300 && t <= 800), manualStubDdim(() => true)];
+    const close = (a: tf.Tensor, b: tf.Tensor) => Array.from(a.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(b.dataSync()[i], 5));
+    close(byDefault, want);
+    close(everyStep, wantEvery);
+    tf.dispose([byDefault, everyStep, want, wantEvery, embeddings, negativeEmbeddings]);
   });
 
   it('every sampler is reproducible from the seed, seed-dependent and leak-free; batched seeds equal single runs', async () => {
@@ -297,6 +318,9 @@ describe('tiny real models', () => {
     const folder = loadPipelineFolder(dir);
     expect(folder.skipped).toEqual([]);
     expect(folder.schedulerConfig._class_name).toBe('PNDMScheduler');
+    // no recommendation of its own: plain guidance, and no sampling_config.json written
+    expect(folder.samplingDefaults).toEqual({ guidanceInterval: null, guidanceRescale: 0 });
+    expect(fs.existsSync(path.join(dir, SAMPLING_CONFIG_NAME))).toBe(false);
     expect(folder.unet).toBeInstanceOf(UNet2DConditionModel);
     folder.unet.dispose();
     folder.vae.dispose();
@@ -306,6 +330,14 @@ describe('tiny real models', () => {
     expect(Array.from(img.dataSync())).toEqual(results['dpmpp-2m']);
     img.dispose();
     loaded.dispose();
+    // a folder that recommends guidance shaping: loaded as the defaults, and written back by save()
+    saveSamplingConfig(dir, { guidanceInterval: [0, 880], guidanceRescale: 0.25 }, 'test');
+    const shaped = StableDiffusionPipeline.fromPretrained(dir);
+    expect(shaped.samplingDefaults).toEqual({ guidanceInterval: [0, 880], guidanceRescale: 0.25 });
+    const resaved = path.join(tmp, 'sd-tiny-resaved');
+    shaped.save(resaved);
+    expect(loadSamplingConfig(resaved)).toEqual({ guidanceInterval: [0, 880], guidanceRescale: 0.25 });
+    shaped.dispose();
     pipe.dispose();
   });
 
@@ -361,4 +393,14 @@ describe('tiny real models', () => {
     expect(tf.memory().numTensors).toBe(before);
     pipe.dispose();
   });
+});
+
+test('sampling_config.json is read strictly: an interval [from, to] with 0 <= from <= to or null, a rescale in [0, 1]', () => {
+  expect(parseSamplingConfig({})).toEqual({ guidanceInterval: null, guidanceRescale: 0 });
+  expect(parseSamplingConfig({ _comment: 'why', guidance_interval: [0, 880], guidance_rescale: 0.7 })).toEqual({ guidanceInterval: [0, 880], guidanceRescale: 0.7 });
+  expect(parseSamplingConfig({ guidance_interval: null })).toEqual({ guidanceInterval: null, guidanceRescale: 0 });
+  for (const bad of [[880, 0], [-1, 5], [0], [0, 'x'], 'all', [0, 1, 2]]) {
+    expect(() => parseSamplingConfig({ guidance_interval: bad }, 'f.json')).toThrow(/^f\.json: guidance_interval must/);
+  }
+  for (const bad of [1.5, -0.1, '0.5']) expect(() => parseSamplingConfig({ guidance_rescale: bad }, 'f.json')).toThrow(/^f\.json: guidance_rescale must be a number in \[0, 1\]/);
 });

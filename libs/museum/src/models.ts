@@ -10,6 +10,7 @@ import {
   SD_SCHEDULER_CONFIG,
   StableDiffusionPipeline,
   UNet2DConditionModel,
+  type SamplingDefaults,
   type SchedulerConfigInput,
   type Tokenizer,
 } from '@museum/models';
@@ -23,6 +24,8 @@ export interface StyleModels {
   vae: AutoencoderKL;
   /** The training noise schedule (default: Stable Diffusion's). */
   schedulerConfig?: SchedulerConfigInput;
+  /** The folder's guidance shaping defaults for generation (sampling_config.json). */
+  samplingDefaults?: SamplingDefaults;
 }
 
 /** The parts of a pipeline, checked to be the project's model classes (the learner needs their internals). */
@@ -30,11 +33,11 @@ export function modelsFromPipeline(p: StableDiffusionPipeline): StyleModels {
   if (!(p.textEncoder instanceof CLIPTextModel) || !(p.unet instanceof UNet2DConditionModel) || !(p.vae instanceof AutoencoderKL)) {
     throw new MuseumError('FAILED_PRECONDITION', 'the pipeline must be made of CLIPTextModel, UNet2DConditionModel and AutoencoderKL');
   }
-  return { tokenizer: p.tokenizer, textEncoder: p.textEncoder, unet: p.unet, vae: p.vae, schedulerConfig: p.schedulerConfig };
+  return { tokenizer: p.tokenizer, textEncoder: p.textEncoder, unet: p.unet, vae: p.vae, schedulerConfig: p.schedulerConfig, samplingDefaults: p.samplingDefaults };
 }
 
 export function pipelineFromModels(m: StyleModels): StableDiffusionPipeline {
-  return new StableDiffusionPipeline({ tokenizer: m.tokenizer, textEncoder: m.textEncoder, unet: m.unet, vae: m.vae, schedulerConfig: m.schedulerConfig ?? SD_SCHEDULER_CONFIG });
+  return new StableDiffusionPipeline({ tokenizer: m.tokenizer, textEncoder: m.textEncoder, unet: m.unet, vae: m.vae, schedulerConfig: m.schedulerConfig ?? SD_SCHEDULER_CONFIG, samplingDefaults: m.samplingDefaults });
 }
 
 export function disposeModels(m: StyleModels): void {

@@ -210,6 +210,7 @@ export class MuseumRuntime {
       unet: this.unetFor(v, adapter),
       vae: m.vae,
       schedulerConfig: m.schedulerConfig,
+      samplingDefaults: m.samplingDefaults,
     });
   }
 

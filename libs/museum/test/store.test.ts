@@ -242,6 +242,10 @@ describe('museum store', () => {
     const museum = Museum.create(dir, { baseModelDir: base });
     expect(museum.base.hash).toBe(ref.hash);
     expect(Museum.open(dir, { baseModelDir: base }).baseModelDir).toBe(path.resolve(base));
+    // sampling defaults recommend how to generate: not part of the model the styles are bound to
+    fs.writeFileSync(path.join(base, 'sampling_config.json'), '{"guidance_interval": [0, 880]}');
+    expect(baseRefFromFolder(base).hash).toBe(ref.hash);
+    expect(codeOf(() => Museum.open(dir, { baseModelDir: base }))).toBeUndefined();
     fs.writeFileSync(path.join(base, 'unet', 'diffusion_pytorch_model.safetensors'), Buffer.from([1, 2, 4]));
     expect(codeOf(() => Museum.open(dir, { baseModelDir: base }))).toBe('FAILED_PRECONDITION');
     expect(codeOf(() => Museum.open(dir, { baseModelDir: base, verifyBase: false }))).toBeUndefined();

@@ -82,12 +82,12 @@ export function checkGuidanceRescale(phi: number | undefined, field = 'guidance_
   return phi;
 }
 
-/** A guidance interval of training timesteps, 0 ≤ from ≤ to (unset = guide at every step). */
+/** A guidance interval of training timesteps, 0 ≤ from ≤ to (to may be +inf: every step from `from` on). */
 export function checkGuidanceInterval(interval: museum.v1.GuidanceInterval | undefined, field = 'guidance_interval'): [number, number] | null {
   if (interval === undefined) return null;
   const from = interval.fromTimestep ?? 0;
   const to = interval.toTimestep ?? 0;
-  if (!Number.isFinite(from) || !Number.isFinite(to) || from < 0 || to < from) {
+  if (!Number.isFinite(from) || Number.isNaN(to) || from < 0 || to < from) {
     throw invalidArgument(field, `must satisfy 0 <= from_timestep <= to_timestep, got [${from}, ${to}]`);
   }
   return [from, to];

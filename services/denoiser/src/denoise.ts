@@ -5,7 +5,7 @@
  */
 import { tf } from '@museum/tensor';
 import { DType, museum, tensorFromProto, tensorToProto } from '@museum/proto';
-import type { LoraAdapterSet } from '@museum/models';
+import type { LoraAdapterSet, SamplingDefaults } from '@museum/models';
 import {
   checkGuidance,
   checkGuidanceInterval,
@@ -31,6 +31,8 @@ export interface DenoiseModelInfo {
   vaeScaleFactor: number;
   /** Default image side in pixels. */
   defaultSize: number;
+  /** Guidance shaping for requests that leave it unset (the folder's sampling_config.json). */
+  samplingDefaults: SamplingDefaults;
 }
 
 export interface DenoiseDeps {
@@ -73,8 +75,9 @@ export async function denoise(
   const info = deps.info();
   const steps = checkSteps(req.steps ?? 0, 'steps', limits);
   const guidance = checkGuidance(req.guidance, 'guidance', limits);
-  const guidanceRescale = checkGuidanceRescale(req.guidanceRescale);
-  const guidanceInterval = checkGuidanceInterval(req.guidanceInterval);
+  // Unset shaping takes the model folder's sampling_config.json (none: plain guidance at every step).
+  const guidanceRescale = req.guidanceRescale === undefined ? info.samplingDefaults.guidanceRescale : checkGuidanceRescale(req.guidanceRescale);
+  const guidanceInterval = req.guidanceInterval === undefined ? info.samplingDefaults.guidanceInterval : checkGuidanceInterval(req.guidanceInterval);
   const sampler = samplerName(req.sampler, 'sampler', limits);
   const f = info.vaeScaleFactor;
   const height = checkSide(req.height ?? 0, 'height', info.defaultSize, f, limits);

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { museum } from '@museum/proto';
-import { readJsonFile, type DenoisingUNet, type LoraAdapterSet, type Module, type UNet2DConditionModel } from '@museum/models';
+import { loadSamplingConfig, readJsonFile, type DenoisingUNet, type LoraAdapterSet, type Module, type UNet2DConditionModel } from '@museum/models';
 import {
   DEFAULT_LIMITS,
   ManagedService,
@@ -102,6 +102,7 @@ export class DenoiserServer extends ManagedService {
       crossAttentionDim: Array.isArray(c.cross_attention_dim) ? c.cross_attention_dim[0] : c.cross_attention_dim,
       vaeScaleFactor: factor,
       defaultSize: (c.sample_size ?? 64) * factor,
+      samplingDefaults: loadSamplingConfig(dir),
     };
     this.batcherInstance = new DenoiseBatcher(model, { ...this.options.batching, schedulerConfig: loadSchedulerConfig(dir) });
     await this.versions.refresh();

@@ -41,8 +41,10 @@ export interface GenerationPlan {
   seed: number;
   steps: number;
   guidance: number;
-  guidanceRescale: number;
-  guidanceInterval: [number, number] | null;
+  /** Undefined: the denoiser's model default. */
+  guidanceRescale?: number;
+  /** Undefined: the denoiser's model default. */
+  guidanceInterval?: [number, number];
   sampler: museum.v1.Sampler;
   width: number;
   height: number;
@@ -66,8 +68,8 @@ export function planGeneration(req: museum.v1.GenerateRequest, limits: Generatio
     seed: checkSeed(req.seed ?? 0, 1, `${field}seed`),
     steps: checkSteps(req.steps ?? 0, `${field}steps`, limits),
     guidance: checkGuidance(req.guidance, `${field}guidance`, limits),
-    guidanceRescale: checkGuidanceRescale(req.guidanceRescale, `${field}guidance_rescale`),
-    guidanceInterval: checkGuidanceInterval(req.guidanceInterval, `${field}guidance_interval`),
+    guidanceRescale: req.guidanceRescale === undefined ? undefined : checkGuidanceRescale(req.guidanceRescale, `${field}guidance_rescale`),
+    guidanceInterval: checkGuidanceInterval(req.guidanceInterval, `${field}guidance_interval`) ?? undefined,
     sampler: req.sampler ?? museum.v1.Sampler.SAMPLER_UNSPECIFIED,
     width: checkSize(req.width ?? 0, `${field}width`, limits),
     height: checkSize(req.height ?? 0, `${field}height`, limits),

@@ -9,7 +9,7 @@ import { loadInstruments, disposeInstruments } from '@museum/instruments';
 import { runBaseBench, runCodecBench, runPerfBench, writePerfModelFolder, describeModelFolder, PERF_MODEL_KINDS, PERF_SECTIONS, type PerfModelKind, type PerfSection } from '@museum/bench';
 import { ATELIER_VAE_CONFIG, loadCheckpointWeights, readCheckpointState } from '@museum/atelier';
 import { atelierDir } from '../paths';
-import { guidanceIntervalFlag, intFlag, seedListFlag } from '../flags';
+import { guidanceIntervalFlag, guidanceRescaleFlag, intFlag, seedListFlag } from '../flags';
 import { registerContinual } from './continual';
 
 interface PerfOpts {
@@ -35,7 +35,7 @@ interface BaseOpts {
   model?: string;
   steps: string;
   guidance: string;
-  guidanceRescale: string;
+  guidanceRescale?: string;
   guidanceInterval?: string;
   sampler: SamplerName;
   styleSamples?: string;
@@ -57,8 +57,8 @@ export function registerBench(program: Command): void {
     .option('--model <dir>', 'diffusers folder (default: the bundled Atelier model)')
     .option('--steps <n>', 'sampler steps', '25')
     .option('--guidance <x>', 'guidance scale', '7.5')
-    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale: pull the guided prediction's spread back to the conditional one's (0: off; 0.7 as Lin et al.)", '0')
-    .option('--guidance-interval <from,to>', 'guide only at timesteps from…to (0…999; default: every step)')
+    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale: pull the guided prediction's spread back to the conditional one's (0: off; 0.7 as Lin et al.; default: the model's sampling_config.json, else 0)")
+    .option('--guidance-interval <from,to>', "guide only at timesteps from…to (0…999), or none: every step (default: the model's sampling_config.json, else every step)")
     .option('--sampler <name>', 'ddim, dpmpp-2m or euler-a', 'ddim')
     .option('--style-samples <n>', 'images per pre-training style (default: as many as the unstyled prompts, 64 contents × seeds)')
     .option('--seeds <list>', 'seeds of the unstyled prompts (default 1,2; --quick: 1)')
@@ -69,6 +69,7 @@ export function registerBench(program: Command): void {
       const seeds = seedListFlag(o.seeds) ?? (o.quick ? [1] : [1, 2]);
       const styleSeedStart = intFlag('--style-seed-start', o.styleSeedStart, 0);
       const guidanceInterval = guidanceIntervalFlag(o.guidanceInterval);
+      const guidanceRescale = guidanceRescaleFlag(o.guidanceRescale);
       await initBackend();
       const pipe = StableDiffusionPipeline.fromPretrained(path.resolve(o.model ?? atelierDir()));
       const inst = loadInstruments();
@@ -78,7 +79,7 @@ export function registerBench(program: Command): void {
         const r = await runBaseBench(pipe, inst, {
           steps: Number(o.steps),
           guidance: Number(o.guidance),
-          guidanceRescale: Number(o.guidanceRescale),
+          guidanceRescale,
           guidanceInterval,
           sampler: o.sampler,
           seeds,

@@ -88,10 +88,10 @@ export interface RemoteGenerateOptions {
   /** 0/undefined = the service's default. */
   steps?: number;
   guidance?: number;
-  /** diffusers' guidance_rescale φ (0/undefined: off). */
+  /** diffusers' guidance_rescale φ (undefined: the model's default). */
   guidanceRescale?: number;
-  /** Guide only at timesteps [from, to] (undefined: every step). */
-  guidanceInterval?: readonly [number, number];
+  /** Guide only at timesteps [from, to] (undefined: the model's default; null: every step). */
+  guidanceInterval?: readonly [number, number] | null;
   sampler?: string;
   width?: number;
   height?: number;
@@ -108,8 +108,9 @@ export function generateRequest(o: RemoteGenerateOptions): museum.v1.GenerateReq
     seed: o.seed ?? 0,
     steps: o.steps ?? 0,
     guidance: o.guidance,
-    guidanceRescale: o.guidanceRescale ?? 0,
-    guidanceInterval: o.guidanceInterval ? { fromTimestep: o.guidanceInterval[0], toTimestep: o.guidanceInterval[1] } : undefined,
+    guidanceRescale: o.guidanceRescale,
+    // null: every step, whatever the model recommends
+    guidanceInterval: o.guidanceInterval === undefined ? undefined : o.guidanceInterval === null ? { fromTimestep: 0, toTimestep: Infinity } : { fromTimestep: o.guidanceInterval[0], toTimestep: o.guidanceInterval[1] },
     sampler: o.sampler === undefined ? museum.v1.Sampler.SAMPLER_UNSPECIFIED : SAMPLERS[o.sampler],
     width: o.width ?? 0,
     height: o.height ?? 0,

@@ -9,7 +9,7 @@ import { atelierDir } from '../paths';
 import { museumDataDir } from './start';
 import { openExistingMuseum, parseVersion } from './styles';
 import { gatewayAddress, remoteGenerateCommand } from './client';
-import { guidanceIntervalFlag, intInRange } from '../flags';
+import { guidanceIntervalFlag, guidanceRescaleFlag, intInRange } from '../flags';
 
 interface GenerateOpts {
   out: string;
@@ -72,7 +72,7 @@ export async function generateToFile(prompt: string, o: GenerateOpts, log: (s: s
       seed: Number(o.seed),
       steps,
       guidance: Number(o.guidance),
-      guidanceRescale: Number(o.guidanceRescale ?? 0),
+      guidanceRescale: guidanceRescaleFlag(o.guidanceRescale),
       guidanceInterval: guidanceIntervalFlag(o.guidanceInterval),
       sampler: o.sampler,
       onStep: (step) => bar.update(step),
@@ -100,8 +100,8 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'random seed', intIn('--seed', 0, 2 ** 31 - 1), '0')
     .option('--steps <n>', 'sampler steps', intIn('--steps', 1, 200), '25')
     .option('--guidance <x>', 'classifier-free guidance scale', '7.5')
-    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale in [0, 1]: pull the guided prediction's spread back to the conditional one's ", '0')
-    .option('--guidance-interval <from,to>', 'guide only at timesteps from…to (0…999; default: every step)')
+    .option('--guidance-rescale <phi>', "diffusers' guidance_rescale in [0, 1]: pull the guided prediction's spread back to the conditional one's (default: the model's sampling_config.json, else 0)")
+    .option('--guidance-interval <from,to>', "guide only at timesteps from…to (0…999), or none: every step (default: the model's sampling_config.json, else every step)")
     .option('--sampler <name>', `one of ${SAMPLERS.join(', ')}`, 'ddim')
     .option('--negative <prompt>', 'negative prompt')
     .option('--model <dir>', 'a diffusers pipeline folder (default: the bundled Atelier model)')
@@ -112,8 +112,7 @@ export function registerGenerate(program: Command): void {
       if (!SAMPLERS.includes(o.sampler)) throw new InvalidArgumentError(`--sampler must be one of ${SAMPLERS.join(', ')}`);
       const g = Number(o.guidance);
       if (!Number.isFinite(g) || g < 0 || g > 30) throw new InvalidArgumentError('--guidance must be a number in [0, 30]');
-      const phi = Number(o.guidanceRescale ?? 0);
-      if (!Number.isFinite(phi) || phi < 0 || phi > 1) throw new InvalidArgumentError('--guidance-rescale must be a number in [0, 1]');
+      const phi = guidanceRescaleFlag(o.guidanceRescale);
       const guidanceInterval = guidanceIntervalFlag(o.guidanceInterval);
       if (o.address !== undefined) {
         if (o.model !== undefined || o.museum !== undefined) throw new InvalidArgumentError('--model and --museum are for in-process generation: the services have their own');

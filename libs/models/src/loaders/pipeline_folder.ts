@@ -7,6 +7,7 @@ import { ClipBpeTokenizer } from '../tokenizers/clip_bpe';
 import { NoiseScheduler } from '../schedulers/base';
 import { DIFFUSERS_VERSION, LoadModelFolderOptions, SaveModelFolderOptions, loadModelFolder, readJsonFile, saveModelFolder, writeJsonFile } from './model_folder';
 import { classNameOf, getModelClass } from './registry';
+import { loadSamplingConfig, type SamplingDefaults } from './sampling_config';
 
 export const MODEL_INDEX_NAME = 'model_index.json';
 export const SCHEDULER_CONFIG_NAME = 'scheduler_config.json';
@@ -27,6 +28,8 @@ export interface LoadedPipelineFolder<U extends Module = Module, V extends Modul
   configs: { unet: Record<string, unknown>; vae: Record<string, unknown>; textEncoder: Record<string, unknown> };
   /** model_index.json entries this loader does not build (e.g. safety_checker, feature_extractor). */
   skipped: string[];
+  /** sampling_config.json (guidance shaping defaults), or none. */
+  samplingDefaults: SamplingDefaults;
 }
 
 /** model_index.json keys of the parts we build, with the folder names upstream uses. */
@@ -83,6 +86,7 @@ export function loadPipelineFolder<U extends Module = Module, V extends Module =
       modelIndex: index,
       configs: { unet: configs.unet, vae: configs.vae, textEncoder: configs.textEncoder },
       skipped,
+      samplingDefaults: loadSamplingConfig(dir),
     };
   } catch (err) {
     for (const m of loaded) m.dispose();

@@ -7,6 +7,7 @@ import { SchedulerConfigInput } from '../schedulers/schedule';
 import { Generator, createBatchGenerator } from '../schedulers/random';
 import { SavePipelineFolderOptions, loadPipelineFolder, savePipelineFolder } from '../loaders/pipeline_folder';
 import { LoadModelFolderOptions } from '../loaders/model_folder';
+import { NO_SAMPLING_DEFAULTS, saveSamplingConfig, type SamplingDefaults } from '../loaders/sampling_config';
 
 /** What the pipeline needs of a denoising UNet (UNet2DConditionModel fits). */
 export interface DenoisingUNet {
@@ -39,6 +40,8 @@ export interface StableDiffusionParts {
   vae: LatentDecoder;
   /** The training noise schedule (scheduler_config.json); defaults to Stable Diffusion's. */
   schedulerConfig?: SchedulerConfigInput;
+  /** The folder's recommended guidance shaping (sampling_config.json); default: none. */
+  samplingDefaults?: SamplingDefaults;
 }
 
 /** Stable Diffusion 1.x's scheduler_config.json (PNDMScheduler in the published folder). */
@@ -91,15 +94,16 @@ export interface DenoiseOptions {
   /**
    * diffusers' `guidance_rescale` φ (default 0: off): the guided prediction is rescaled to the conditional
    * one's standard deviation and mixed in at φ, against the over-exposure that strong guidance causes
-   * (Lin et al. 2023, §3.4; they use 0.7).
+   * (Lin et al. 2023, §3.4; they use 0.7). Undefined: the folder's sampling_config.json (0 without one).
    */
   guidanceRescale?: number;
   /**
    * Guide only at timesteps in [from, to] (inclusive, on the scheduler's 0…num_train_timesteps − 1 scale);
    * elsewhere the conditional prediction alone. Default: every step. Guidance at the highest noise levels
    * decides the image's low frequencies (ground colour) and can collapse them (Kynkäänniemi et al. 2024).
+   * Undefined: the folder's sampling_config.json (every step without one); null: every step.
    */
-  guidanceInterval?: readonly [number, number];
+  guidanceInterval?: readonly [number, number] | null;
   sampler?: SamplerName;
   /** Image size in pixels (default: the UNet's sample_size × the VAE factor); multiples of the VAE factor. */
   height?: number;
@@ -186,6 +190,8 @@ export class StableDiffusionPipeline {
   readonly unet: DenoisingUNet;
   readonly vae: LatentDecoder;
   readonly schedulerConfig: SchedulerConfigInput;
+  /** Guidance shaping used when a call leaves it unset (sampling_config.json). */
+  readonly samplingDefaults: SamplingDefaults;
 
   constructor(parts: StableDiffusionParts) {
     this.tokenizer = parts.tokenizer;
@@ -193,6 +199,7 @@ export class StableDiffusionPipeline {
     this.unet = parts.unet;
     this.vae = parts.vae;
     this.schedulerConfig = { ...(parts.schedulerConfig ?? SD_SCHEDULER_CONFIG) };
+    this.samplingDefaults = { ...(parts.samplingDefaults ?? NO_SAMPLING_DEFAULTS) };
   }
 
   /** Load a diffusers pipeline folder (model_index.json + parts). */
@@ -210,6 +217,7 @@ export class StableDiffusionPipeline {
       unet: f.unet as unknown as DenoisingUNet,
       vae: f.vae as unknown as LatentDecoder,
       schedulerConfig: f.schedulerConfig,
+      samplingDefaults: f.samplingDefaults,
     });
   }
 
@@ -226,6 +234,8 @@ export class StableDiffusionPipeline {
       },
       options,
     );
+    const d = this.samplingDefaults;
+    if (d.guidanceInterval !== null || d.guidanceRescale !== 0) saveSamplingConfig(dir, d);
   }
 
   /** Pixels per latent cell: 2^(VAE blocks − 1), 8 for Stable Diffusion. */
@@ -283,8 +293,9 @@ export class StableDiffusionPipeline {
     const { embeddings, signal } = options;
     const steps = options.steps ?? 25;
     const guidance = options.guidance ?? 7.5;
-    const guidanceRescale = options.guidanceRescale ?? 0;
-    checkGuidanceShaping(guidanceRescale, options.guidanceInterval);
+    const guidanceRescale = options.guidanceRescale ?? this.samplingDefaults.guidanceRescale;
+    const guidanceInterval = options.guidanceInterval === undefined ? this.samplingDefaults.guidanceInterval : options.guidanceInterval;
+    checkGuidanceShaping(guidanceRescale, guidanceInterval);
     const sampler = options.sampler ?? 'dpmpp-2m';
     const eta = options.eta ?? 0;
     if (embeddings.rank !== 3) throw new Error(`denoise: embeddings must be [B, L, D], got [${embeddings.shape}]`);
@@ -325,7 +336,7 @@ export class StableDiffusionPipeline {
         const ctx: tf.Tensor = context;
         const next = tf.tidy(() => {
           // Outside the guidance interval only the conditional half is needed: skip the unconditional UNet pass.
-          const guided = cfg && guidesAt(t, options.guidanceInterval);
+          const guided = cfg && guidesAt(t, guidanceInterval);
           const input = scheduler.scaleModelInput(guided ? tf.concat([x, x], 0) : x, t);
           const pred = this.unet.forward(input, t, guided || !cfg ? ctx : embeddings);
           return scheduler.step(guided ? combineGuidance(pred, guidance, guidanceRescale) : pred, t, x, { generator, eta });

@@ -628,7 +628,7 @@ class StyleLearningRun {
         contexts.push(embeddings);
         empties.push(negativeEmbeddings);
         const seeds = part.map((_, j) => deriveSeed('museum-replay', this.settings.seed, this.name, i + j));
-        latents.push(await pipe.denoise({ embeddings, negativeEmbeddings, seed: seeds, steps: this.settings.featRegReplaySteps, guidance: 7.5, sampler: 'ddim', signal: this.options.signal }));
+        latents.push(await pipe.denoise({ embeddings, negativeEmbeddings, seed: seeds, steps: this.settings.featRegReplaySteps, guidance: 7.5, guidanceInterval: null, guidanceRescale: 0, sampler: 'ddim', signal: this.options.signal }));
       }
       this.replay = {
         latents: this.own(tf.concat(latents, 0) as tf.Tensor4D),

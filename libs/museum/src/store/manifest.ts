@@ -5,7 +5,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { LoraTargetKind, Module } from '@museum/models';
+import { SAMPLING_CONFIG_NAME, type LoraTargetKind, type Module } from '@museum/models';
 import { MuseumError } from '../errors';
 import { listFilesRecursive, sha256File } from './fsutil';
 
@@ -115,7 +115,8 @@ export function baseRefFromFolder(dir: string): BaseModelRef {
   if (!fs.existsSync(path.join(abs, 'model_index.json'))) throw new MuseumError('NOT_FOUND', `no base model at ${abs} (model_index.json missing)`);
   const files: Record<string, string> = {};
   for (const rel of listFilesRecursive(abs)) {
-    if (rel.endsWith('.tmp')) continue;
+    // Sampling defaults recommend how to generate; they are not the model a museum's styles were learned on.
+    if (rel.endsWith('.tmp') || rel === SAMPLING_CONFIG_NAME) continue;
     files[rel] = sha256File(path.join(abs, rel));
   }
   return { kind: 'folder', path: abs, hash: combine(Object.entries(files)), files };

@@ -47,10 +47,15 @@ export interface DenoiseRequest {
   previewEvery: number;
   /**
    * diffusers' guidance_rescale φ in [0, 1]: the guided prediction pulled back to the conditional one's
-   * spread; 0 = off.
+   * spread; 0 = off; unset = the model folder's default (sampling_config.json; off without one).
    */
-  guidanceRescale: number;
-  /** Guide only inside this timestep interval; unset = every step. */
+  guidanceRescale?:
+    | number
+    | undefined;
+  /**
+   * Guide only inside this timestep interval; unset = the model folder's default (sampling_config.json;
+   * every step without one); [0, inf] = every step.
+   */
   guidanceInterval?: GuidanceInterval | undefined;
 }
 
@@ -91,7 +96,7 @@ function createBaseDenoiseRequest(): DenoiseRequest {
     width: 0,
     museumVersion: undefined,
     previewEvery: 0,
-    guidanceRescale: 0,
+    guidanceRescale: undefined,
     guidanceInterval: undefined,
   };
 }
@@ -128,7 +133,7 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
     if (message.previewEvery !== 0) {
       writer.uint32(80).uint32(message.previewEvery);
     }
-    if (message.guidanceRescale !== 0) {
+    if (message.guidanceRescale !== undefined) {
       writer.uint32(93).float(message.guidanceRescale);
     }
     if (message.guidanceInterval !== undefined) {
@@ -286,7 +291,7 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
         ? globalThis.Number(object.guidanceRescale)
         : isSet(object.guidance_rescale)
         ? globalThis.Number(object.guidance_rescale)
-        : 0,
+        : undefined,
       guidanceInterval: isSet(object.guidanceInterval)
         ? GuidanceInterval.fromJSON(object.guidanceInterval)
         : isSet(object.guidance_interval)
@@ -327,7 +332,7 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
     if (message.previewEvery !== 0) {
       obj.previewEvery = Math.round(message.previewEvery);
     }
-    if (message.guidanceRescale !== 0) {
+    if (message.guidanceRescale !== undefined) {
       obj.guidanceRescale = floatToJson(message.guidanceRescale);
     }
     if (message.guidanceInterval !== undefined) {
@@ -355,7 +360,7 @@ export const DenoiseRequest: MessageFns<DenoiseRequest> = {
     message.width = object.width ?? 0;
     message.museumVersion = object.museumVersion ?? undefined;
     message.previewEvery = object.previewEvery ?? 0;
-    message.guidanceRescale = object.guidanceRescale ?? 0;
+    message.guidanceRescale = object.guidanceRescale ?? undefined;
     message.guidanceInterval = (object.guidanceInterval !== undefined && object.guidanceInterval !== null)
       ? GuidanceInterval.fromPartial(object.guidanceInterval)
       : undefined;

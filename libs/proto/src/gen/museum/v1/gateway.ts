@@ -82,9 +82,14 @@ export interface GenerateRequest {
   museumVersion?:
     | number
     | undefined;
-  /** diffusers' guidance_rescale φ in [0, 1]; 0 = off. */
-  guidanceRescale: number;
-  /** Guide only inside this timestep interval; unset = every step. */
+  /** diffusers' guidance_rescale φ in [0, 1]; 0 = off; unset = the model's default. */
+  guidanceRescale?:
+    | number
+    | undefined;
+  /**
+   * Guide only inside this timestep interval; unset = the model's default (sampling_config.json,
+   * e.g. the bundled Atelier model's); [0, inf] = every step.
+   */
   guidanceInterval?: GuidanceInterval | undefined;
 }
 
@@ -130,7 +135,7 @@ function createBaseGenerateRequest(): GenerateRequest {
     width: 0,
     height: 0,
     museumVersion: undefined,
-    guidanceRescale: 0,
+    guidanceRescale: undefined,
     guidanceInterval: undefined,
   };
 }
@@ -164,7 +169,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.museumVersion !== undefined) {
       writer.uint32(72).uint64(message.museumVersion);
     }
-    if (message.guidanceRescale !== 0) {
+    if (message.guidanceRescale !== undefined) {
       writer.uint32(85).float(message.guidanceRescale);
     }
     if (message.guidanceInterval !== undefined) {
@@ -309,7 +314,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         ? globalThis.Number(object.guidanceRescale)
         : isSet(object.guidance_rescale)
         ? globalThis.Number(object.guidance_rescale)
-        : 0,
+        : undefined,
       guidanceInterval: isSet(object.guidanceInterval)
         ? GuidanceInterval.fromJSON(object.guidanceInterval)
         : isSet(object.guidance_interval)
@@ -347,7 +352,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.museumVersion !== undefined) {
       obj.museumVersion = Math.round(message.museumVersion);
     }
-    if (message.guidanceRescale !== 0) {
+    if (message.guidanceRescale !== undefined) {
       obj.guidanceRescale = floatToJson(message.guidanceRescale);
     }
     if (message.guidanceInterval !== undefined) {
@@ -370,7 +375,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     message.width = object.width ?? 0;
     message.height = object.height ?? 0;
     message.museumVersion = object.museumVersion ?? undefined;
-    message.guidanceRescale = object.guidanceRescale ?? 0;
+    message.guidanceRescale = object.guidanceRescale ?? undefined;
     message.guidanceInterval = (object.guidanceInterval !== undefined && object.guidanceInterval !== null)
       ? GuidanceInterval.fromPartial(object.guidanceInterval)
       : undefined;
