@@ -1,8 +1,8 @@
 /** Writes the finished Atelier model (EMA weights) as a diffusers pipeline folder, float16 to stay small. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { savePipelineFolder } from '@museum/models';
-import { ATELIER_SCHEDULER_CONFIG } from './configs';
+import { savePipelineFolder, saveSamplingConfig } from '@museum/models';
+import { ATELIER_SAMPLING_DEFAULTS, ATELIER_SAMPLING_NOTE, ATELIER_SCHEDULER_CONFIG } from './configs';
 import type { StreamSegment } from './data';
 import { buildAtelierModels } from './pretrain/stages';
 import { loadCheckpointWeights, readCheckpointState, type CheckpointState } from './pretrain/checkpoint';
@@ -46,6 +46,7 @@ export function exportAtelier(o: ExportOptions): { scalingFactor: number; diffus
     tokenizer: models.tokenizer,
     schedulerConfig: { _class_name: 'DDIMScheduler', ...ATELIER_SCHEDULER_CONFIG },
   }, { dtype: o.dtype ?? 'F16' });
+  saveSamplingConfig(o.outDir, ATELIER_SAMPLING_DEFAULTS, ATELIER_SAMPLING_NOTE);
   for (const m of [models.vae, models.unet, models.textEncoder]) m.dispose();
   const stage = (st: CheckpointState) => ({
     step: st.step,

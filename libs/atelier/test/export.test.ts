@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend, tf } from '@museum/tensor';
-import { ATELIER_TRAINING_FILE, buildAtelierModels, exportAtelier, prefixedStateDict, writeCheckpoint, type AtelierTrainingRecord } from '@museum/atelier';
+import { loadSamplingConfig } from '@museum/models';
+import { ATELIER_SAMPLING_DEFAULTS, ATELIER_TRAINING_FILE, buildAtelierModels, exportAtelier, prefixedStateDict, writeCheckpoint, type AtelierTrainingRecord } from '@museum/atelier';
 
 beforeAll(() => initBackend({ log: () => {} }));
 
@@ -34,6 +35,8 @@ test('export writes a diffusers folder and a training record that says whether p
   expect(record.stages.diffusion).toMatchObject({ step: 5, totalSteps: 20, imagesSeen: 160, imagesPerSecond: 8 });
   expect(record.stages.vae.imagesPerSecond).toBe(4);
   expect(record.dataStream).toBeUndefined();
+  // the model's recommended guidance shaping goes with it
+  expect(loadSamplingConfig(out)).toEqual(ATELIER_SAMPLING_DEFAULTS);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
