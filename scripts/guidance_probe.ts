@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend, tf, imageGrid, encodePng } from '@museum/tensor';
 import { StableDiffusionPipeline } from '@museum/models';
-import { disposeInstruments, loadInstruments } from '@museum/instruments';
+import { disposeInstruments, loadInstruments, toInstrumentRange } from '@museum/instruments';
 import { labelCounts } from '@museum/bench';
 import { COLOURS, PRETRAIN_STYLES, SHAPES, caption, type Colour, type Style } from '@museum/world';
 
@@ -41,8 +41,7 @@ async function main(): Promise<void> {
   const tiles: tf.Tensor3D[] = [];
   for (const { text, guidance, guidanceInterval } of settings) {
     const images = (await pipe.generate({ prompt: prompts, seed: seeds, steps: 25, guidance, guidanceInterval, sampler: 'ddim' })) as tf.Tensor4D;
-    // Generated images are in [0, 1]; the instruments take [-1, 1].
-    const x = tf.tidy(() => tf.sub(tf.mul(images, 2), 1)) as tf.Tensor4D;
+    const x = toInstrumentRange(images);
     byGuidance[text] = labelCounts(inst.style.classify(x).labels);
     x.dispose();
     tiles.push(...tf.unstack(images) as tf.Tensor3D[]);

@@ -7,7 +7,7 @@
 import { tf, imageGrid, encodePng } from '@museum/tensor';
 import type { StableDiffusionPipeline, SamplerName } from '@museum/models';
 import { COLOURS, SHAPES, PRETRAIN_STYLES, contentPrompt } from '@museum/world';
-import type { Instruments } from '@museum/instruments';
+import { toInstrumentRange, type Instruments } from '@museum/instruments';
 import { labelCounts } from './continual_metrics';
 import { batchImageRgb, galleryPng } from './gallery';
 
@@ -113,8 +113,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     const batches = await generateAll(pipe, jobs, o, (n) => report(offset + n));
     const images = tf.concat(batches);
     batches.forEach((b) => b.dispose());
-    // Generated images are in [0, 1]; the instruments take [-1, 1] like the models.
-    const x = tf.tidy(() => tf.sub(tf.mul(images, 2), 1)) as tf.Tensor4D;
+    const x = toInstrumentRange(images);
     const shape = inst.shape.classify(x).labels;
     const colour = inst.colour.classify(x).labels;
     const style = inst.style.classify(x).labels;

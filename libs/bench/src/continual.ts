@@ -70,6 +70,7 @@ import {
   instrumentsDir,
   loadInstruments,
   MissingInstrumentError,
+  toInstrumentRange,
   type GramStatistics,
   type InstrumentConfigFile,
   type Instruments,
@@ -382,7 +383,7 @@ export class ContinualJudge {
 
   /** Judge a cell's images ([0, 1], as the pipeline makes them). */
   cell(style: BenchmarkStyle, images01: tf.Tensor4D, jobs: PromptJob[]): CellEval {
-    const x = tf.tidy(() => tf.sub(tf.mul(images01, 2), 1)) as tf.Tensor4D;
+    const x = toInstrumentRange(images01);
     try {
       const styles = this.instruments.style.classify(x).labels;
       const shapes = this.instruments.shape.classify(x).labels;
@@ -409,7 +410,7 @@ export class ContinualJudge {
   }
 
   base(images01: tf.Tensor4D, jobs: PromptJob[]): BaseEval {
-    const x = tf.tidy(() => tf.sub(tf.mul(images01, 2), 1)) as tf.Tensor4D;
+    const x = toInstrumentRange(images01);
     try {
       const shapes = this.instruments.shape.classify(x).labels;
       const colours = this.instruments.colour.classify(x).labels;

@@ -172,3 +172,8 @@ export class WorldClassifier extends Module {
     }
   }
 }
+
+/** Pipeline images in [0, 1] as the instruments take them: [-1, 1], like the models (the caller owns the result). */
+export function toInstrumentRange(images01: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => tf.sub(tf.mul(images01, 2), 1)) as tf.Tensor4D;
+}

@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 async function finalLatents(req: museum.v1.DenoiseRequest): Promise<Float32Array> {
-  let out = new Float32Array();
+  let out: Float32Array = new Float32Array();
   for await (const m of serverStream(client.denoise.bind(client), req, { deadline: Date.now() + 30_000 })) {
     if (m.event?.$case === 'result') {
       const t = tensorFromProto(m.event.value.latents!);
