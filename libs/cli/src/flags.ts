@@ -74,7 +74,7 @@ export function guidanceIntervalFlag(text: string | undefined): [number, number]
   if (text.trim() === 'none') return null;
   const bounds = text.split(',').map((b) => Number(b.trim()));
   if (bounds.length !== 2 || bounds.some((b) => !Number.isFinite(b)) || bounds[0] < 0 || bounds[0] > bounds[1]) {
-    throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with 0 ≤ from ≤ to (e.g. 0,600), got '${text}'`);
+    throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with 0 ≤ from ≤ to (e.g. 0,600) or none (every step), got '${text}'`);
   }
   return [bounds[0], bounds[1]];
 }
