@@ -5,7 +5,7 @@
  * Deterministic for fixed seeds; also draws the contact sheet (rows: shapes, columns: colours).
  */
 import { tf, imageGrid, encodePng } from '@museum/tensor';
-import type { StableDiffusionPipeline, SamplerName } from '@museum/models';
+import { resolveGuidanceShaping, type StableDiffusionPipeline, type SamplerName } from '@museum/models';
 import { COLOURS, SHAPES, PRETRAIN_STYLES, contentPrompt } from '@museum/world';
 import { toInstrumentRange, type Instruments } from '@museum/instruments';
 import { labelCounts } from './continual_metrics';
@@ -87,8 +87,7 @@ export async function runBaseBench(pipe: StableDiffusionPipeline, inst: Instrume
     steps: options.steps ?? 25,
     guidance: options.guidance ?? 7.5,
     // Unset shaping is the model folder's recommendation; the report records what was used.
-    guidanceRescale: options.guidanceRescale ?? pipe.samplingDefaults.guidanceRescale,
-    guidanceInterval: options.guidanceInterval === undefined ? pipe.samplingDefaults.guidanceInterval : options.guidanceInterval,
+    ...resolveGuidanceShaping(pipe.samplingDefaults, options),
     sampler: options.sampler ?? ('ddim' as SamplerName),
     batch: options.batch ?? 16,
   };

@@ -75,16 +75,19 @@ export function checkGuidance(guidance: number | undefined, field = 'guidance', 
   return guidance;
 }
 
-/** diffusers' guidance_rescale φ: a number in [0, 1] (unset = 0, off). */
-export function checkGuidanceRescale(phi: number | undefined, field = 'guidance_rescale'): number {
-  if (phi === undefined) return 0;
+/** diffusers' guidance_rescale φ: a number in [0, 1]; unset stays unset (the model's default applies). */
+export function checkGuidanceRescale(phi: number | undefined, field = 'guidance_rescale'): number | undefined {
+  if (phi === undefined) return undefined;
   if (!Number.isFinite(phi) || phi < 0 || phi > 1) throw invalidArgument(field, `must be a number in [0, 1] (0 = off), got ${phi}`);
   return phi;
 }
 
-/** A guidance interval of training timesteps, 0 ≤ from ≤ to (to may be +inf: every step from `from` on). */
-export function checkGuidanceInterval(interval: museum.v1.GuidanceInterval | undefined, field = 'guidance_interval'): [number, number] | null {
-  if (interval === undefined) return null;
+/**
+ * A guidance interval of training timesteps, 0 ≤ from ≤ to (to may be +inf: every step from `from` on); unset stays
+ * unset (the model's default applies).
+ */
+export function checkGuidanceInterval(interval: museum.v1.GuidanceInterval | undefined, field = 'guidance_interval'): [number, number] | undefined {
+  if (interval === undefined) return undefined;
   const from = interval.fromTimestep ?? 0;
   const to = interval.toTimestep ?? 0;
   if (!Number.isFinite(from) || Number.isNaN(to) || from < 0 || to < from) {

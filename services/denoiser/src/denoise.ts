@@ -5,7 +5,7 @@
  */
 import { tf } from '@museum/tensor';
 import { DType, museum, tensorFromProto, tensorToProto } from '@museum/proto';
-import type { LoraAdapterSet, SamplingDefaults } from '@museum/models';
+import { resolveGuidanceShaping, type LoraAdapterSet, type SamplingDefaults } from '@museum/models';
 import {
   checkGuidance,
   checkGuidanceInterval,
@@ -76,8 +76,10 @@ export async function denoise(
   const steps = checkSteps(req.steps ?? 0, 'steps', limits);
   const guidance = checkGuidance(req.guidance, 'guidance', limits);
   // Unset shaping takes the model folder's sampling_config.json (none: plain guidance at every step).
-  const guidanceRescale = req.guidanceRescale === undefined ? info.samplingDefaults.guidanceRescale : checkGuidanceRescale(req.guidanceRescale);
-  const guidanceInterval = req.guidanceInterval === undefined ? info.samplingDefaults.guidanceInterval : checkGuidanceInterval(req.guidanceInterval);
+  const { guidanceRescale, guidanceInterval } = resolveGuidanceShaping(info.samplingDefaults, {
+    guidanceRescale: checkGuidanceRescale(req.guidanceRescale),
+    guidanceInterval: checkGuidanceInterval(req.guidanceInterval),
+  });
   const sampler = samplerName(req.sampler, 'sampler', limits);
   const f = info.vaeScaleFactor;
   const height = checkSide(req.height ?? 0, 'height', info.defaultSize, f, limits);

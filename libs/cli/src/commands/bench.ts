@@ -44,7 +44,6 @@ interface BaseOpts {
   quick?: boolean;
 }
 
-
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print JSON (see bench/results/ for committed runs)');
   registerContinual(bench);

@@ -20,6 +20,17 @@ export interface SamplingDefaults {
 /** What a folder without `sampling_config.json` gets: plain classifier-free guidance at every step. */
 export const NO_SAMPLING_DEFAULTS: Readonly<SamplingDefaults> = Object.freeze({ guidanceInterval: null, guidanceRescale: 0 });
 
+/**
+ * The shaping a generation uses: what it asked for, else the folder's default. An unset (undefined) field takes
+ * the default; a null interval means every step, whatever the default.
+ */
+export function resolveGuidanceShaping(defaults: SamplingDefaults, asked: { guidanceRescale?: number; guidanceInterval?: readonly [number, number] | null }): SamplingDefaults {
+  return {
+    guidanceRescale: asked.guidanceRescale ?? defaults.guidanceRescale,
+    guidanceInterval: asked.guidanceInterval === undefined ? defaults.guidanceInterval : asked.guidanceInterval,
+  };
+}
+
 /** Checked defaults from the parsed file (field names snake_case, as the folder's other configs). */
 export function parseSamplingConfig(json: Record<string, unknown>, file = SAMPLING_CONFIG_NAME): SamplingDefaults {
   const bad = (why: string) => new Error(`${file}: ${why}`);

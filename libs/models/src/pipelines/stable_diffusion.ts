@@ -7,7 +7,7 @@ import { SchedulerConfigInput } from '../schedulers/schedule';
 import { Generator, createBatchGenerator } from '../schedulers/random';
 import { SavePipelineFolderOptions, loadPipelineFolder, savePipelineFolder } from '../loaders/pipeline_folder';
 import { LoadModelFolderOptions } from '../loaders/model_folder';
-import { NO_SAMPLING_DEFAULTS, saveSamplingConfig, type SamplingDefaults } from '../loaders/sampling_config';
+import { NO_SAMPLING_DEFAULTS, resolveGuidanceShaping, saveSamplingConfig, type SamplingDefaults } from '../loaders/sampling_config';
 
 /** What the pipeline needs of a denoising UNet (UNet2DConditionModel fits). */
 export interface DenoisingUNet {
@@ -293,8 +293,7 @@ export class StableDiffusionPipeline {
     const { embeddings, signal } = options;
     const steps = options.steps ?? 25;
     const guidance = options.guidance ?? 7.5;
-    const guidanceRescale = options.guidanceRescale ?? this.samplingDefaults.guidanceRescale;
-    const guidanceInterval = options.guidanceInterval === undefined ? this.samplingDefaults.guidanceInterval : options.guidanceInterval;
+    const { guidanceRescale, guidanceInterval } = resolveGuidanceShaping(this.samplingDefaults, options);
     checkGuidanceShaping(guidanceRescale, guidanceInterval);
     const sampler = options.sampler ?? 'dpmpp-2m';
     const eta = options.eta ?? 0;
