@@ -133,6 +133,7 @@ describe('denoising loop (stub UNet)', () => {
     const b = x.dataSync();
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 5);
     await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [800, 300], height: 8, width: 8 })).rejects.toThrow(/guidanceInterval \[800, 300\] is empty/);
+    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [-1, 300], height: 8, width: 8 })).rejects.toThrow(/starts at timestep -1/);
     await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceRescale: 1.5, height: 8, width: 8 })).rejects.toThrow(/guidanceRescale must be in \[0, 1\]/);
     tf.dispose([latents, x, embeddings, negativeEmbeddings]);
   });

@@ -140,6 +140,7 @@ export function guidesAt(t: number, interval?: readonly [number, number] | null)
 /** Refuses a guidance rescale φ outside [0, 1] and an empty or non-numeric guidance interval. */
 export function checkGuidanceShaping(rescale: number, interval?: readonly [number, number] | null): void {
   if (!(rescale >= 0 && rescale <= 1)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${rescale}`);
+  if (interval && !(interval[0] >= 0)) throw new Error(`denoise: guidanceInterval starts at timestep ${interval[0]}: it must start at 0 or later`);
   if (interval && !(interval[0] <= interval[1])) throw new Error(`denoise: guidanceInterval [${interval[0]}, ${interval[1]}] is empty`);
 }
 
