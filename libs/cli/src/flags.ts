@@ -1,6 +1,7 @@
 /** Parsing of numeric command-line flags, with one wording for every command's errors. */
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_LEARN_SETTINGS, DEFAULT_LOSS_WEIGHTS, isLearnSettingName, parseLearnSetting, type LearnSettings, type LossWeights } from '@museum/museum';
+import { isGuidanceInterval, isGuidanceRescale } from '@museum/models';
 
 /** An integer flag ≥ lo (and ≤ hi when given); undefined stays undefined. */
 export function intFlag(name: string, value: string | undefined, lo = 1, hi = Infinity): number | undefined {
@@ -73,7 +74,7 @@ export function guidanceIntervalFlag(text: string | undefined): [number, number]
   if (text === undefined) return undefined;
   if (text.trim() === 'none') return null;
   const bounds = text.split(',').map((b) => Number(b.trim()));
-  if (bounds.length !== 2 || bounds.some((b) => !Number.isFinite(b)) || bounds[0] < 0 || bounds[0] > bounds[1]) {
+  if (bounds.length !== 2 || !Number.isFinite(bounds[1]) || !isGuidanceInterval(bounds[0], bounds[1])) {
     throw new InvalidArgumentError(`--guidance-interval must be from,to timesteps with 0 ≤ from ≤ to (e.g. 0,600) or none (every step), got '${text}'`);
   }
   return [bounds[0], bounds[1]];
@@ -93,6 +94,6 @@ export function seedListFlag(text: string | undefined): number[] | undefined {
 export function guidanceRescaleFlag(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const phi = Number(text);
-  if (text.trim() === '' || !Number.isFinite(phi) || phi < 0 || phi > 1) throw new InvalidArgumentError(`--guidance-rescale must be a number in [0, 1], got '${text}'`);
+  if (text.trim() === '' || !isGuidanceRescale(phi)) throw new InvalidArgumentError(`--guidance-rescale must be a number in [0, 1], got '${text}'`);
   return phi;
 }

@@ -20,6 +20,8 @@ import {
   SAMPLING_CONFIG_NAME,
   loadPipelineFolder,
   loadSamplingConfig,
+  isGuidanceInterval,
+  isGuidanceRescale,
   parseSamplingConfig,
   readJsonFile,
   saveSamplingConfig,
@@ -132,8 +134,8 @@ describe('denoising loop (stub UNet)', () => {
     const a = latents.dataSync();
     const b = x.dataSync();
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 5);
-    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [800, 300], height: 8, width: 8 })).rejects.toThrow(/guidanceInterval \[800, 300\] is empty/);
-    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [-1, 300], height: 8, width: 8 })).rejects.toThrow(/starts at timestep -1/);
+    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [800, 300], height: 8, width: 8 })).rejects.toThrow(/guidanceInterval must satisfy 0 <= from <= to timesteps, got \[800, 300\]/);
+    await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceInterval: [-1, 300], height: 8, width: 8 })).rejects.toThrow(/guidanceInterval must satisfy 0 <= from <= to timesteps, got \[-1, 300\]/);
     await expect(pipe.denoise({ embeddings, negativeEmbeddings, seed: 5, steps: 2, guidance: 3, guidanceRescale: 1.5, height: 8, width: 8 })).rejects.toThrow(/guidanceRescale must be in \[0, 1\]/);
     tf.dispose([latents, x, embeddings, negativeEmbeddings]);
   });
@@ -404,4 +406,11 @@ test('sampling_config.json is read strictly: an interval [from, to] with 0 <= fr
     expect(() => parseSamplingConfig({ guidance_interval: bad }, 'f.json')).toThrow(/^f\.json: guidance_interval must/);
   }
   for (const bad of [1.5, -0.1, '0.5']) expect(() => parseSamplingConfig({ guidance_rescale: bad }, 'f.json')).toThrow(/^f\.json: guidance_rescale must be a number in \[0, 1\]/);
+});
+
+test('one range rule for guidance intervals and rescale, shared by the pipeline, the config file, the CLI and gRPC', () => {
+  for (const [from, to] of [[0, 880], [0, 0], [300, Infinity], [0, 999]]) expect([from, to, isGuidanceInterval(from, to)]).toEqual([from, to, true]);
+  for (const [from, to] of [[880, 0], [-1, 5], [NaN, 5], [0, NaN], [Infinity, Infinity], [-Infinity, 0]]) expect([from, to, isGuidanceInterval(from, to)]).toEqual([from, to, false]);
+  for (const phi of [0, 0.7, 1]) expect(isGuidanceRescale(phi)).toBe(true);
+  for (const phi of [-0.1, 1.5, NaN, Infinity]) expect(isGuidanceRescale(phi)).toBe(false);
 });

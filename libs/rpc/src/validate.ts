@@ -4,6 +4,7 @@
  * them directly), so a bad request never reaches a model.
  */
 import { museum } from '@museum/proto';
+import { isGuidanceInterval, isGuidanceRescale } from '@museum/models';
 import { invalidArgument } from './errors';
 
 export type SamplerName = 'ddim' | 'dpmpp-2m' | 'euler-a';
@@ -78,7 +79,7 @@ export function checkGuidance(guidance: number | undefined, field = 'guidance', 
 /** diffusers' guidance_rescale φ: a number in [0, 1]; unset stays unset (the model's default applies). */
 export function checkGuidanceRescale(phi: number | undefined, field = 'guidance_rescale'): number | undefined {
   if (phi === undefined) return undefined;
-  if (!Number.isFinite(phi) || phi < 0 || phi > 1) throw invalidArgument(field, `must be a number in [0, 1] (0 = off), got ${phi}`);
+  if (!isGuidanceRescale(phi)) throw invalidArgument(field, `must be a number in [0, 1] (0 = off), got ${phi}`);
   return phi;
 }
 
@@ -90,7 +91,7 @@ export function checkGuidanceInterval(interval: museum.v1.GuidanceInterval | und
   if (interval === undefined) return undefined;
   const from = interval.fromTimestep ?? 0;
   const to = interval.toTimestep ?? 0;
-  if (!Number.isFinite(from) || Number.isNaN(to) || from < 0 || to < from) {
+  if (!isGuidanceInterval(from, to)) {
     throw invalidArgument(field, `must satisfy 0 <= from_timestep <= to_timestep, got [${from}, ${to}]`);
   }
   return [from, to];

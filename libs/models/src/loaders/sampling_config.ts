@@ -31,6 +31,19 @@ export function resolveGuidanceShaping(defaults: SamplingDefaults, asked: { guid
   };
 }
 
+/**
+ * The one range rule for a guidance interval, whoever asks (pipeline, sampling_config.json, CLI flags, gRPC):
+ * timesteps 0 ≤ from ≤ to, `to` may be +inf (every step from `from` on). Each caller words its own error.
+ */
+export function isGuidanceInterval(from: number, to: number): boolean {
+  return Number.isFinite(from) && from >= 0 && !Number.isNaN(to) && to >= from;
+}
+
+/** The one range rule for diffusers' guidance_rescale φ: a number in [0, 1] (0 = off). */
+export function isGuidanceRescale(phi: number): boolean {
+  return Number.isFinite(phi) && phi >= 0 && phi <= 1;
+}
+
 /** Checked defaults from the parsed file (field names snake_case, as the folder's other configs). */
 export function parseSamplingConfig(json: Record<string, unknown>, file = SAMPLING_CONFIG_NAME): SamplingDefaults {
   const bad = (why: string) => new Error(`${file}: ${why}`);
@@ -39,10 +52,10 @@ export function parseSamplingConfig(json: Record<string, unknown>, file = SAMPLI
     if (!Array.isArray(interval) || interval.length !== 2 || !interval.every((t) => typeof t === 'number' && Number.isFinite(t))) {
       throw bad(`guidance_interval must be [from, to] timesteps or null, got ${JSON.stringify(interval)}`);
     }
-    if (interval[0] < 0 || interval[0] > interval[1]) throw bad(`guidance_interval must satisfy 0 <= from <= to, got ${JSON.stringify(interval)}`);
+    if (!isGuidanceInterval(interval[0], interval[1])) throw bad(`guidance_interval must satisfy 0 <= from <= to, got ${JSON.stringify(interval)}`);
   }
   const rescale = json.guidance_rescale ?? 0;
-  if (typeof rescale !== 'number' || !(rescale >= 0 && rescale <= 1)) throw bad(`guidance_rescale must be a number in [0, 1], got ${JSON.stringify(rescale)}`);
+  if (typeof rescale !== 'number' || !isGuidanceRescale(rescale)) throw bad(`guidance_rescale must be a number in [0, 1], got ${JSON.stringify(rescale)}`);
   return { guidanceInterval: interval === null ? null : [interval[0] as number, interval[1] as number], guidanceRescale: rescale };
 }
 

@@ -7,7 +7,7 @@ import { SchedulerConfigInput } from '../schedulers/schedule';
 import { Generator, createBatchGenerator } from '../schedulers/random';
 import { SavePipelineFolderOptions, loadPipelineFolder, savePipelineFolder } from '../loaders/pipeline_folder';
 import { LoadModelFolderOptions } from '../loaders/model_folder';
-import { NO_SAMPLING_DEFAULTS, resolveGuidanceShaping, saveSamplingConfig, type SamplingDefaults } from '../loaders/sampling_config';
+import { NO_SAMPLING_DEFAULTS, isGuidanceInterval, isGuidanceRescale, resolveGuidanceShaping, saveSamplingConfig, type SamplingDefaults } from '../loaders/sampling_config';
 
 /** What the pipeline needs of a denoising UNet (UNet2DConditionModel fits). */
 export interface DenoisingUNet {
@@ -139,9 +139,10 @@ export function guidesAt(t: number, interval?: readonly [number, number] | null)
 
 /** Refuses a guidance rescale φ outside [0, 1] and an empty or non-numeric guidance interval. */
 export function checkGuidanceShaping(rescale: number, interval?: readonly [number, number] | null): void {
-  if (!(rescale >= 0 && rescale <= 1)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${rescale}`);
-  if (interval && !(interval[0] >= 0)) throw new Error(`denoise: guidanceInterval starts at timestep ${interval[0]}: it must start at 0 or later`);
-  if (interval && !(interval[0] <= interval[1])) throw new Error(`denoise: guidanceInterval [${interval[0]}, ${interval[1]}] is empty`);
+  if (!isGuidanceRescale(rescale)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${rescale}`);
+  if (interval && !isGuidanceInterval(interval[0], interval[1])) {
+    throw new Error(`denoise: guidanceInterval must satisfy 0 <= from <= to timesteps, got [${interval[0]}, ${interval[1]}]`);
+  }
 }
 
 /**
