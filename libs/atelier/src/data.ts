@@ -3,7 +3,7 @@
  * pre-training styles; never the benchmark styles) with caption variants, and the word vocabulary.
  */
 import { WordTokenizer } from '@museum/models';
-import { COLOURS, PRETRAIN_STYLES, SHAPES, Rng, deriveSeed, renderSample, renderTexture, rgbToFloat, contentPrompt, type Colour, type Style } from '@museum/world';
+import { COLOURS, PRETRAIN_STYLES, SHAPES, Rng, deriveSeed, renderSample, renderTexture, rgbToFloat, contentPrompt, WORLD_REVISION, type Colour, type Style } from '@museum/world';
 import { ATELIER_IMAGE_SIZE, ATELIER_MAX_TOKENS } from './configs';
 
 export const BASE_STYLES: readonly Style[] = ['plain', ...PRETRAIN_STYLES];
@@ -46,22 +46,31 @@ export interface RenderingEmphasis {
   share: number;
 }
 
-/** One stretch of a pre-training run's data stream: the emphasis it used from `fromStep` on. */
+/**
+ * One stretch of a pre-training run's data stream: from `fromStep` on, the emphasis it used and the world
+ * revision it rendered (`WORLD_REVISION`; absent in records written before revisions existed: 1).
+ */
 export interface StreamSegment {
   fromStep: number;
   emphasis: RenderingEmphasis[];
+  world?: number;
 }
 
 /**
- * The stream record after a run (re)starts at `step` with `emphasis`: unchanged when the emphasis is the
- * one in force; otherwise a new segment from `step` (and, for a checkpoint that predates the record,
- * the uniform stretch before it).
+ * The stream record after a run (re)starts at `step` with `emphasis` on world revision `world`: unchanged
+ * when both are the ones in force; otherwise a new segment from `step`. A checkpoint that predates the
+ * record (`segments` empty, `step` > 0) gets the uniform revision-1 stretch before it.
  */
-export function extendStreamRecord(segments: readonly StreamSegment[], step: number, emphasis: readonly RenderingEmphasis[]): StreamSegment[] {
-  const current = segments.length > 0 ? segments[segments.length - 1].emphasis : [];
-  if (JSON.stringify(current) === JSON.stringify(emphasis)) return [...segments];
-  const before = segments.length === 0 && step > 0 ? [{ fromStep: 0, emphasis: [] }] : segments.filter((s) => s.fromStep < step);
-  return [...before, { fromStep: step, emphasis: [...emphasis] }];
+export function extendStreamRecord(
+  segments: readonly StreamSegment[],
+  step: number,
+  emphasis: readonly RenderingEmphasis[],
+  world: number = WORLD_REVISION,
+): StreamSegment[] {
+  const before = segments.length === 0 && step > 0 ? [{ fromStep: 0, emphasis: [], world: 1 }] : segments.filter((s) => s.fromStep < step);
+  const current = before[before.length - 1];
+  if (current && JSON.stringify(current.emphasis) === JSON.stringify(emphasis) && (current.world ?? 1) === world) return before;
+  return [...before, { fromStep: step, emphasis: [...emphasis], world }];
 }
 
 /**

@@ -1,3 +1,4 @@
+import { WORLD_REVISION } from '@museum/world';
 import { BASE_STYLES, autoencoderBatch, extendStreamRecord, parseRenderingEmphasis, resumedEmphasis, pretrainBatch, captionVariants } from '@museum/atelier';
 import { BENCHMARK_STYLES } from '@museum/world';
 
@@ -86,13 +87,18 @@ describe('Atelier pre-training data', () => {
     expect(resumedEmphasis(extendStreamRecord(record, 5300, []), undefined)).toEqual([]);
   });
 
-  test('the stream record gains a segment only when the emphasis changes', () => {
+  test('the stream record gains a segment only when the emphasis or the world revision changes', () => {
     const white = parseRenderingEmphasis('watercolor:white=0.125');
-    expect(extendStreamRecord([], 0, [])).toEqual([]);
-    const fromShipped = extendStreamRecord([], 5000, white);
-    expect(fromShipped).toEqual([{ fromStep: 0, emphasis: [] }, { fromStep: 5000, emphasis: white }]);
-    expect(extendStreamRecord(fromShipped, 5300, white)).toEqual(fromShipped);
-    expect(extendStreamRecord(fromShipped, 5300, [])).toEqual([...fromShipped, { fromStep: 5300, emphasis: [] }]);
-    expect(extendStreamRecord([], 0, white)).toEqual([{ fromStep: 0, emphasis: white }]);
+    expect(extendStreamRecord([], 0, [])).toEqual([{ fromStep: 0, emphasis: [], world: WORLD_REVISION }]);
+    // A checkpoint from before the record: its steps saw the uniform stream of revision 1.
+    const fromShipped = extendStreamRecord([], 5000, white, 2);
+    expect(fromShipped).toEqual([{ fromStep: 0, emphasis: [], world: 1 }, { fromStep: 5000, emphasis: white, world: 2 }]);
+    expect(extendStreamRecord(fromShipped, 5300, white, 2)).toEqual(fromShipped);
+    expect(extendStreamRecord(fromShipped, 5300, [], 2)).toEqual([...fromShipped, { fromStep: 5300, emphasis: [], world: 2 }]);
+    expect(extendStreamRecord(fromShipped, 5300, white, 3)).toEqual([...fromShipped, { fromStep: 5300, emphasis: white, world: 3 }]);
+    // Same emphasis, new world: a new segment too; records without `world` are revision 1.
+    expect(extendStreamRecord([], 5000, [], 2)).toEqual([{ fromStep: 0, emphasis: [], world: 1 }, { fromStep: 5000, emphasis: [], world: 2 }]);
+    expect(extendStreamRecord([{ fromStep: 0, emphasis: [] }], 5000, [], 1)).toEqual([{ fromStep: 0, emphasis: [] }]);
+    expect(extendStreamRecord([], 0, white, 2)).toEqual([{ fromStep: 0, emphasis: white, world: 2 }]);
   });
 });

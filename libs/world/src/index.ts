@@ -11,3 +11,4 @@ export * from './png';
 export * from './contact';
 export * from './tensor';
 export * from './textures';
+export * from './revision';

@@ -117,6 +117,20 @@ describe('styles', () => {
         }
   });
 
+  it('paints white watercolor on one warm paper tone, not a warm/cool mix the model would average to grey', () => {
+    for (let k = 0; k < 24; k++) {
+      const s = renderSample({ style: 'watercolor', seed: deriveSeed('gouache', k), shape: 'circle', colour: 'white' });
+      const d = shapeField(s.content, 20).d;
+      const far = [0, 0, 0];
+      let n = 0;
+      for (let i = 0; i < PIXELS; i++) if (d[i] > 6) [far[0], far[1], far[2], n] = [far[0] + s.rgb[i * 3], far[1] + s.rgb[i * 3 + 1], far[2] + s.rgb[i * 3 + 2], n + 1];
+      const [h, sat, v] = hsv(far[0] / n / 255, far[1] / n / 255, far[2] / n / 255);
+      expect({ k, warm: h >= 0 && h <= 50 }).toEqual({ k, warm: true });
+      expect(sat).toBeGreaterThan(0.1);
+      expect(v).toBeLessThan(0.55);
+    }
+  });
+
   it('varies within a style (a distribution, not a template)', () => {
     for (const style of ALL_STYLES) {
       // Same content, different style seeds: the rendering itself must change.

@@ -13,9 +13,11 @@ export const watercolor: StyleRenderer = {
   render(f, rng, img) {
     const { colour } = f.content;
     const col = contentColour(colour, rng, 0.6);
-    const gouache = colour === 'white'; // white pigment is opaque gouache on dark toned paper
+    // White pigment is opaque gouache on dark toned paper. One warm paper tone, not two: from a warm/cool
+    // mix the model learned to paint the average, a flat grey ground the instruments read as `stripes`.
+    const gouache = colour === 'white';
     const paper = gouache
-      ? hsl(rng.pick([25, 215]) + rng.range(-15, 15), rng.range(0.15, 0.35), rng.range(0.3, 0.42))
+      ? hsl(25 + rng.range(-15, 15), rng.range(0.15, 0.35), rng.range(0.3, 0.42))
       : hsl(rng.range(38, 52), rng.range(0.25, 0.5), rng.range(0.93, 0.97));
     const tex = fbm(rng, 6, 2);
     const g = grain(rng);
