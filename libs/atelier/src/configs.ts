@@ -71,4 +71,4 @@ export const ATELIER_SAMPLING_DEFAULTS: SamplingDefaults = { guidanceInterval: [
 
 export const ATELIER_SAMPLING_NOTE =
   'Guidance off at timesteps above 880 (the first 2 of 25 DDIM steps): chosen on bench base validation seeds ' +
-  '(bench/results/base-validation/) for the step-5000 weights; null = every step.';
+  '(bench/results/base-validation/ for the step-5000 weights, chosen again for step 5700 in bench/results/base-v2/); null = every step.';
