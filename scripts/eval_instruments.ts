@@ -19,13 +19,12 @@ async function main(): Promise<void> {
     for (const kind of INSTRUMENT_KINDS) {
       const clf = inst[kind];
       const recorded = clf.record?.heldout;
-      const count = recorded?.count ?? 2000;
-      const seed = recorded?.seed ?? 0;
-      const now = evaluateInstrument(clf, { count, seed });
-      const degraded = evaluateInstrument(clf, { count, seed, degraded: true });
+      // The recorded stream when there is one, else evaluateInstrument's default stream.
+      const now = evaluateInstrument(clf, { count: recorded?.count, seed: recorded?.seed });
+      const degraded = evaluateInstrument(clf, { count: now.count, seed: now.seed, degraded: true });
       report[kind] = {
-        heldout_count: count,
-        heldout_seed: seed,
+        heldout_count: now.count,
+        heldout_seed: now.seed,
         recorded_accuracy: recorded?.accuracy ?? null,
         accuracy: now.accuracy,
         recorded_degraded_accuracy: clf.record?.heldout_degraded?.accuracy ?? null,

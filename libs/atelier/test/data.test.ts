@@ -1,6 +1,5 @@
-import { WORLD_REVISION } from '@museum/world';
 import { BASE_STYLES, autoencoderBatch, extendStreamRecord, parseRenderingEmphasis, resumedEmphasis, pretrainBatch, captionVariants } from '@museum/atelier';
-import { BENCHMARK_STYLES } from '@museum/world';
+import { BENCHMARK_STYLES, WORLD_REVISION } from '@museum/world';
 
 const IMAGE = 64 * 64 * 3;
 

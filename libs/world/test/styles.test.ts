@@ -39,6 +39,18 @@ function dominantHue(s: Sample, d: Float32Array): string | undefined {
   return Object.entries(votes).sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
+/** Mean RGB (0–255) of the pixels whose signed distance to the outline passes `where`. */
+function meanRgb(s: Sample, d: Float32Array, where: (dist: number) => boolean): [number, number, number] {
+  const sum = [0, 0, 0];
+  let n = 0;
+  for (let i = 0; i < PIXELS; i++) {
+    if (!where(d[i])) continue;
+    for (let c = 0; c < 3; c++) sum[c] += s.rgb[i * 3 + c];
+    n++;
+  }
+  return [sum[0] / n, sum[1] / n, sum[2] / n];
+}
+
 /** Mean lightness of the inner band (-4 < d < -1) minus that of the far background (d > 6). */
 function lightnessGap(s: Sample, d: Float32Array): number {
   let a = 0;
@@ -84,20 +96,9 @@ describe('styles', () => {
           expect([s.width, s.height, s.shape, s.colour, s.style]).toEqual([64, 64, shape, colour, style]);
           // Near-outline pixels differ from far background pixels (the shape is visible).
           const d = shapeField(s.content, 20).d;
-          const band = [0, 0, 0];
-          const far = [0, 0, 0];
-          let nb = 0;
-          let nf = 0;
-          for (let i = 0; i < PIXELS; i++) {
-            if (d[i] > -3 && d[i] < 0) {
-              for (let c = 0; c < 3; c++) band[c] += s.rgb[i * 3 + c];
-              nb++;
-            } else if (d[i] > 6) {
-              for (let c = 0; c < 3; c++) far[c] += s.rgb[i * 3 + c];
-              nf++;
-            }
-          }
-          const dist = Math.hypot(...band.map((v, c) => v / nb - far[c] / nf)) / 255;
+          const band = meanRgb(s, d, (x) => x > -3 && x < 0);
+          const far = meanRgb(s, d, (x) => x > 6);
+          const dist = Math.hypot(...band.map((v, c) => v - far[c])) / 255;
           if (dist < 0.08) throw new Error(`${style} ${colour} ${shape}: shape contrast ${dist.toFixed(3)}`);
         }
   });
@@ -121,10 +122,8 @@ describe('styles', () => {
     for (let k = 0; k < 24; k++) {
       const s = renderSample({ style: 'watercolor', seed: deriveSeed('gouache', k), shape: 'circle', colour: 'white' });
       const d = shapeField(s.content, 20).d;
-      const far = [0, 0, 0];
-      let n = 0;
-      for (let i = 0; i < PIXELS; i++) if (d[i] > 6) [far[0], far[1], far[2], n] = [far[0] + s.rgb[i * 3], far[1] + s.rgb[i * 3 + 1], far[2] + s.rgb[i * 3 + 2], n + 1];
-      const [h, sat, v] = hsv(far[0] / n / 255, far[1] / n / 255, far[2] / n / 255);
+      const [r, g, b] = meanRgb(s, d, (x) => x > 6);
+      const [h, sat, v] = hsv(r / 255, g / 255, b / 255);
       expect({ k, warm: h >= 0 && h <= 50 }).toEqual({ k, warm: true });
       expect(sat).toBeGreaterThan(0.1);
       expect(v).toBeLessThan(0.55);

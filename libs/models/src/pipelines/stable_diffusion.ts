@@ -137,7 +137,7 @@ export function guidesAt(t: number, interval?: readonly [number, number] | null)
   return !interval || (t >= interval[0] && t <= interval[1]);
 }
 
-/** Refuses a guidance rescale φ outside [0, 1] and an empty or non-numeric guidance interval. */
+/** Refuses a guidance rescale φ outside [0, 1] and a guidance interval that breaks 0 ≤ from ≤ to. */
 export function checkGuidanceShaping(rescale: number, interval?: readonly [number, number] | null): void {
   if (!isGuidanceRescale(rescale)) throw new Error(`denoise: guidanceRescale must be in [0, 1], got ${rescale}`);
   if (interval && !isGuidanceInterval(interval[0], interval[1])) {
